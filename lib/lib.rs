@@ -1,0 +1,25 @@
+//! sqmail: s/qmail rebuilt in Rust.
+//!
+//! The library behind the programs in `bin/`. Each module owns one concern; a module uses
+//! only modules declared above it. Only [`sys`] may use `unsafe`.
+#![warn(missing_docs)]
+
+pub mod sys;
+
+pub mod fail;
+
+pub mod prog;
+
+pub mod env;
+
+pub mod date;
+
+pub mod control;
+
+pub mod ids;
+
+pub mod cdb;
+
+pub mod envelope;
+
+pub mod queue;
