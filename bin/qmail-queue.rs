@@ -11,7 +11,9 @@ use sqmail::{env, sys};
 fn main() -> ExitCode {
     sys::alarm_exit(DEATH_SECS, 52);
     sys::crash_exit(81);
-    let Some(envelope) = sys::inherited_fd(1) else { return ExitCode::from(54) };
+    let Some(envelope) = sys::inherited_fd(1) else {
+        return ExitCode::from(54);
+    };
     let message = std::io::stdin().lock();
     match inject::queue(&env::home(), message, envelope) {
         Ok(_) => ExitCode::SUCCESS,

@@ -53,10 +53,19 @@ impl Writer {
     /// Starts writing `dst` through the temporary file `tmp` (same directory), created with
     /// `mode` (before the umask). An existing temporary file is replaced.
     pub fn create(dst: &Path, tmp: &Path, mode: u32) -> io::Result<Writer> {
-        let file =
-            OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(tmp)?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(tmp)?;
         let make = cdb::CDBMake::new(file.try_clone()?)?;
-        Ok(Writer { make, file, tmp: tmp.to_path_buf(), dst: dst.to_path_buf() })
+        Ok(Writer {
+            make,
+            file,
+            tmp: tmp.to_path_buf(),
+            dst: dst.to_path_buf(),
+        })
     }
 
     /// Starts writing `dst` through `dst.tmp`, the name qmail's compilers use.
@@ -73,14 +82,23 @@ impl Writer {
 
     /// Writes the tables, makes the file durable and renames it over the destination.
     pub fn finish(self) -> io::Result<()> {
-        let Writer { make, file, tmp, dst } = self;
+        let Writer {
+            make,
+            file,
+            tmp,
+            dst,
+        } = self;
         let done = make.finish().and_then(|()| file.sync_all());
         if let Err(e) = done {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
         }
         std::fs::rename(&tmp, &dst)?;
-        sys::fsync_dir(dst.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))
+        sys::fsync_dir(
+            dst.parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new(".")),
+        )
     }
 
     /// Gives up: removes the temporary file.
@@ -91,7 +109,8 @@ impl Writer {
 
 /// The cdb hash of a key.
 pub fn hash(key: &[u8]) -> u32 {
-    key.iter().fold(5381u32, |h, &c| h.wrapping_mul(33) ^ u32::from(c))
+    key.iter()
+        .fold(5381u32, |h, &c| h.wrapping_mul(33) ^ u32::from(c))
 }
 
 #[cfg(test)]

@@ -35,32 +35,120 @@ pub enum Form {
 /// (qmail-control(5)). qmail-showctl prints them in this order.
 pub const FILES: &[(&str, Form, &str)] = &[
     ("me", Form::Line(""), "the default for many host names"),
-    ("bouncefrom", Form::Line("MAILER-DAEMON"), "bounce From: local part"),
-    ("bouncehost", Form::LineOrMe("bouncehost"), "bounce From: host"),
-    ("bouncemaxbytes", Form::Int(0), "bytes of the message copied into a bounce (0: all)"),
-    ("concurrencylocal", Form::Int(10), "simultaneous local deliveries"),
-    ("concurrencyremote", Form::Int(20), "simultaneous remote deliveries"),
-    ("databytes", Form::Int(0), "largest SMTP message accepted (0: no limit)"),
-    ("defaultdomain", Form::LineOrMe("defaultdomain"), "qmail-inject: added to dotless hosts"),
-    ("defaulthost", Form::LineOrMe("defaulthost"), "qmail-inject: added to bare local parts"),
-    ("doublebouncehost", Form::LineOrMe("doublebouncehost"), "double bounces go to this host"),
-    ("doublebounceto", Form::Line("postmaster"), "double bounces go to this user"),
-    ("envnoathost", Form::LineOrMe("envnoathost"), "added to envelope addresses without @"),
-    ("helohost", Form::LineOrMe(""), "qmail-remote: HELO/EHLO argument"),
-    ("idhost", Form::LineOrMe("idhost"), "qmail-inject: Message-ID host"),
-    ("localiphost", Form::LineOrMe(""), "qmail-smtpd: name for local IP literals"),
+    (
+        "bouncefrom",
+        Form::Line("MAILER-DAEMON"),
+        "bounce From: local part",
+    ),
+    (
+        "bouncehost",
+        Form::LineOrMe("bouncehost"),
+        "bounce From: host",
+    ),
+    (
+        "bouncemaxbytes",
+        Form::Int(0),
+        "bytes of the message copied into a bounce (0: all)",
+    ),
+    (
+        "concurrencylocal",
+        Form::Int(10),
+        "simultaneous local deliveries",
+    ),
+    (
+        "concurrencyremote",
+        Form::Int(20),
+        "simultaneous remote deliveries",
+    ),
+    (
+        "databytes",
+        Form::Int(0),
+        "largest SMTP message accepted (0: no limit)",
+    ),
+    (
+        "defaultdomain",
+        Form::LineOrMe("defaultdomain"),
+        "qmail-inject: added to dotless hosts",
+    ),
+    (
+        "defaulthost",
+        Form::LineOrMe("defaulthost"),
+        "qmail-inject: added to bare local parts",
+    ),
+    (
+        "doublebouncehost",
+        Form::LineOrMe("doublebouncehost"),
+        "double bounces go to this host",
+    ),
+    (
+        "doublebounceto",
+        Form::Line("postmaster"),
+        "double bounces go to this user",
+    ),
+    (
+        "envnoathost",
+        Form::LineOrMe("envnoathost"),
+        "added to envelope addresses without @",
+    ),
+    (
+        "helohost",
+        Form::LineOrMe(""),
+        "qmail-remote: HELO/EHLO argument",
+    ),
+    (
+        "idhost",
+        Form::LineOrMe("idhost"),
+        "qmail-inject: Message-ID host",
+    ),
+    (
+        "localiphost",
+        Form::LineOrMe(""),
+        "qmail-smtpd: name for local IP literals",
+    ),
     ("locals", Form::ListOrMe, "domains delivered locally"),
-    ("morercpthosts.cdb", Form::Cdb, "more rcpthosts (made by qmail-newmrh)"),
-    ("percenthack", Form::List, "domains where user%host@domain is allowed"),
-    ("plusdomain", Form::LineOrMe("plusdomain"), "qmail-inject: replaces a trailing +"),
+    (
+        "morercpthosts.cdb",
+        Form::Cdb,
+        "more rcpthosts (made by qmail-newmrh)",
+    ),
+    (
+        "percenthack",
+        Form::List,
+        "domains where user%host@domain is allowed",
+    ),
+    (
+        "plusdomain",
+        Form::LineOrMe("plusdomain"),
+        "qmail-inject: replaces a trailing +",
+    ),
     ("qmqpservers", Form::List, "qmail-qmqpc: QMQP servers"),
-    ("queuelifetime", Form::Int(604_800), "seconds a message may stay in the queue"),
+    (
+        "queuelifetime",
+        Form::Int(604_800),
+        "seconds a message may stay in the queue",
+    ),
     ("rcpthosts", Form::List, "domains accepted from the network"),
-    ("smtpgreeting", Form::LineOrMe(""), "qmail-smtpd: greeting text"),
+    (
+        "smtpgreeting",
+        Form::LineOrMe(""),
+        "qmail-smtpd: greeting text",
+    ),
     ("smtproutes", Form::List, "qmail-remote: artificial routes"),
-    ("timeoutconnect", Form::Int(60), "qmail-remote: seconds to wait for a connection"),
-    ("timeoutremote", Form::Int(1200), "qmail-remote: seconds to wait for a reply"),
-    ("timeoutsmtpd", Form::Int(1200), "qmail-smtpd: seconds to wait for the client"),
+    (
+        "timeoutconnect",
+        Form::Int(60),
+        "qmail-remote: seconds to wait for a connection",
+    ),
+    (
+        "timeoutremote",
+        Form::Int(1200),
+        "qmail-remote: seconds to wait for a reply",
+    ),
+    (
+        "timeoutsmtpd",
+        Form::Int(1200),
+        "qmail-smtpd: seconds to wait for the client",
+    ),
     ("virtualdomains", Form::List, "virtual users and domains"),
 ];
 
@@ -74,7 +162,10 @@ pub struct Control {
 impl Control {
     /// Opens `home/control` and reads `control/me`.
     pub fn open(home: &Path) -> Result<Control> {
-        let mut c = Control { dir: home.join("control"), me: None };
+        let mut c = Control {
+            dir: home.join("control"),
+            me: None,
+        };
         c.me = c.line("me")?;
         Ok(c)
     }
@@ -93,7 +184,11 @@ impl Control {
         match std::fs::read(self.dir.join(name)) {
             Ok(b) => Ok(Some(b)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Failure::temp_io(Kind::Config, format!("unable to read control/{name}"), e)),
+            Err(e) => Err(Failure::temp_io(
+                Kind::Config,
+                format!("unable to read control/{name}"),
+                e,
+            )),
         }
     }
 
@@ -117,7 +212,10 @@ impl Control {
 
     /// The number a file starts with, or `default` when absent or not numeric.
     pub fn int(&self, name: &str, default: u64) -> Result<u64> {
-        Ok(self.line(name)?.and_then(|l| leading_number(&l)).unwrap_or(default))
+        Ok(self
+            .line(name)?
+            .and_then(|l| leading_number(&l))
+            .unwrap_or(default))
     }
 
     /// The entries of a list file; `None` when absent.
@@ -135,7 +233,10 @@ impl Control {
 
     /// A file read by the form of its entry in [`FILES`].
     pub fn value(&self, name: &str) -> Result<Value> {
-        let form = FILES.iter().find(|f| f.0 == name).map_or(Form::List, |f| f.1);
+        let form = FILES
+            .iter()
+            .find(|f| f.0 == name)
+            .map_or(Form::List, |f| f.1);
         Ok(match form {
             Form::Line(d) => Value::Line(self.line_or(name, d.as_bytes())?),
             Form::LineOrMe(d) => Value::Line(self.line_or_me(name, d.as_bytes())?),
@@ -212,21 +313,36 @@ mod tests {
 
     #[test]
     fn single_lines_lose_trailing_white_space_only() {
-        let (h, c) = dir(&[("me", b"  mail.example.org \t\nsecond\n"), ("bouncefrom", b"")]);
+        let (h, c) = dir(&[
+            ("me", b"  mail.example.org \t\nsecond\n"),
+            ("bouncefrom", b""),
+        ]);
         assert_eq!(c.me(), Some(&b"  mail.example.org"[..]));
         assert_eq!(c.line_or("bouncefrom", b"MAILER-DAEMON").unwrap(), b"");
-        assert_eq!(c.line_or("doublebounceto", b"postmaster").unwrap(), b"postmaster");
+        assert_eq!(
+            c.line_or("doublebounceto", b"postmaster").unwrap(),
+            b"postmaster"
+        );
         std::fs::remove_dir_all(h).unwrap();
     }
 
     #[test]
     fn host_names_default_to_me_then_to_the_fixed_name() {
         let (h, c) = dir(&[("me", b"mx.example.org\n")]);
-        assert_eq!(c.line_or_me("bouncehost", b"bouncehost").unwrap(), b"mx.example.org");
-        assert_eq!(c.list_or_me("locals").unwrap(), vec![b"mx.example.org".to_vec()]);
+        assert_eq!(
+            c.line_or_me("bouncehost", b"bouncehost").unwrap(),
+            b"mx.example.org"
+        );
+        assert_eq!(
+            c.list_or_me("locals").unwrap(),
+            vec![b"mx.example.org".to_vec()]
+        );
         std::fs::remove_dir_all(h).unwrap();
         let (h, c) = dir(&[]);
-        assert_eq!(c.line_or_me("bouncehost", b"bouncehost").unwrap(), b"bouncehost");
+        assert_eq!(
+            c.line_or_me("bouncehost", b"bouncehost").unwrap(),
+            b"bouncehost"
+        );
         assert!(c.list_or_me("locals").unwrap().is_empty());
         std::fs::remove_dir_all(h).unwrap();
     }
@@ -243,9 +359,19 @@ mod tests {
 
     #[test]
     fn lists_skip_comments_and_blank_lines() {
-        let (h, c) = dir(&[("rcpthosts", b"# hosts\nexample.org \n\n.example.net\t\n#x\nlast")]);
+        let (h, c) = dir(&[(
+            "rcpthosts",
+            b"# hosts\nexample.org \n\n.example.net\t\n#x\nlast",
+        )]);
         let l = c.list("rcpthosts").unwrap().unwrap();
-        assert_eq!(l, vec![b"example.org".to_vec(), b".example.net".to_vec(), b"last".to_vec()]);
+        assert_eq!(
+            l,
+            vec![
+                b"example.org".to_vec(),
+                b".example.net".to_vec(),
+                b"last".to_vec()
+            ]
+        );
         assert_eq!(c.list("percenthack").unwrap(), None);
         std::fs::remove_dir_all(h).unwrap();
     }
@@ -256,7 +382,10 @@ mod tests {
         std::fs::create_dir(h.join("control/locals")).unwrap();
         let e = c.list("locals").unwrap_err();
         assert!(e.is_temp());
-        assert_eq!(e.to_string(), "unable to read control/locals: Is a directory");
+        assert_eq!(
+            e.to_string(),
+            "unable to read control/locals: Is a directory"
+        );
         std::fs::remove_dir_all(h).unwrap();
     }
 }

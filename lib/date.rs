@@ -19,8 +19,9 @@ pub struct Utc {
     pub sec: u32,
 }
 
-const MONTHS: [&str; 12] =
-    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
 const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 
 impl Utc {
@@ -112,9 +113,18 @@ mod tests {
         // 812090814 = 26 Sep 1995 04:46:54 UTC, the example in qmail's documentation.
         let t = Utc::from_unix(812_090_814);
         assert_eq!(t.rfc822(), "26 Sep 1995 04:46:54 -0000\n");
-        assert_eq!(Utc::from_unix(1_709_622_489).rfc822(), "5 Mar 2024 07:08:09 -0000\n");
-        assert_eq!(Utc::from_unix(827_034_880).ctime(), "Sun Mar 17 03:54:40 1996\n");
+        assert_eq!(
+            Utc::from_unix(1_709_622_489).rfc822(),
+            "5 Mar 2024 07:08:09 -0000\n"
+        );
+        assert_eq!(
+            Utc::from_unix(827_034_880).ctime(),
+            "Sun Mar 17 03:54:40 1996\n"
+        );
         assert_eq!(Utc::from_unix(0).compact(), "19700101000000");
-        assert_eq!(Utc::from_unix(951_782_400).rfc822(), "29 Feb 2000 00:00:00 -0000\n");
+        assert_eq!(
+            Utc::from_unix(951_782_400).rfc822(),
+            "29 Feb 2000 00:00:00 -0000\n"
+        );
     }
 }

@@ -36,7 +36,11 @@ pub struct Reader<R> {
 impl<R: Read> Reader<R> {
     /// Reads from `input`, which should be buffered.
     pub fn new(input: R) -> Self {
-        Reader { input, started: false, done: false }
+        Reader {
+            input,
+            started: false,
+            done: false,
+        }
     }
 
     fn byte(&mut self) -> Result<u8> {
@@ -55,7 +59,10 @@ impl<R: Read> Reader<R> {
         let mut a = Vec::new();
         loop {
             if a.len() >= ADDR_MAX {
-                return Err(Failure::perm(Kind::AddressTooLong, "envelope address too long"));
+                return Err(Failure::perm(
+                    Kind::AddressTooLong,
+                    "envelope address too long",
+                ));
             }
             match self.byte()? {
                 0 => return Ok(a),
@@ -130,7 +137,9 @@ pub fn parse_queued(b: &[u8]) -> Queued {
     let mut parts: Vec<&[u8]> = b.split(|&c| c == 0).collect();
     parts.pop(); // the text after the last NUL is not a complete record
     for rec in parts {
-        let Some((&letter, rest)) = rec.split_first() else { continue };
+        let Some((&letter, rest)) = rec.split_first() else {
+            continue;
+        };
         let num = || std::str::from_utf8(rest).ok().and_then(|s| s.parse().ok());
         match letter {
             b'u' => q.uid = num(),
@@ -201,6 +210,9 @@ mod tests {
         assert_eq!(q.uid, Some(0));
         assert_eq!(q.pid, Some(42));
         assert_eq!(q.sender.as_deref(), Some(&b"a@b"[..]));
-        assert_eq!(q.recipients, vec![(b"c@d".to_vec(), false), (b"e@f".to_vec(), true)]);
+        assert_eq!(
+            q.recipients,
+            vec![(b"c@d".to_vec(), false), (b"e@f".to_vec(), true)]
+        );
     }
 }

@@ -69,25 +69,49 @@ pub struct Failure {
 impl Failure {
     /// A temporary failure.
     pub fn temp(kind: Kind, what: impl Into<String>) -> Self {
-        Failure { class: Class::Temp, kind, what: what.into(), source: None }
+        Failure {
+            class: Class::Temp,
+            kind,
+            what: what.into(),
+            source: None,
+        }
     }
 
     /// A permanent failure.
     pub fn perm(kind: Kind, what: impl Into<String>) -> Self {
-        Failure { class: Class::Perm, kind, what: what.into(), source: None }
+        Failure {
+            class: Class::Perm,
+            kind,
+            what: what.into(),
+            source: None,
+        }
     }
 
     /// A failure caused by a system error, classed by qmail's `error_temp` list: errors
     /// that may go away by themselves are temporary, the rest permanent.
     pub fn io(kind: Kind, what: impl Into<String>, e: io::Error) -> Self {
-        let class = if is_temp(&e) { Class::Temp } else { Class::Perm };
-        Failure { class, kind, what: what.into(), source: Some(e) }
+        let class = if is_temp(&e) {
+            Class::Temp
+        } else {
+            Class::Perm
+        };
+        Failure {
+            class,
+            kind,
+            what: what.into(),
+            source: Some(e),
+        }
     }
 
     /// A temporary failure caused by a system error, whatever the errno (the rule on
     /// delivery and queueing paths, where a bounce cannot be taken back).
     pub fn temp_io(kind: Kind, what: impl Into<String>, e: io::Error) -> Self {
-        Failure { class: Class::Temp, kind, what: what.into(), source: Some(e) }
+        Failure {
+            class: Class::Temp,
+            kind,
+            what: what.into(),
+            source: Some(e),
+        }
     }
 
     /// Whether trying again may help.
@@ -147,14 +171,19 @@ impl fmt::Display for Failure {
 
 impl std::error::Error for Failure {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_ref().map(|e| e as &(dyn std::error::Error + 'static))
+        self.source
+            .as_ref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 
 /// qmail's `error_temp`: the errno values that mean "try again later".
 pub fn is_temp(e: &io::Error) -> bool {
     use io::ErrorKind as K;
-    if matches!(e.kind(), K::OutOfMemory | K::TimedOut | K::Interrupted | K::WouldBlock) {
+    if matches!(
+        e.kind(),
+        K::OutOfMemory | K::TimedOut | K::Interrupted | K::WouldBlock
+    ) {
         return true;
     }
     matches!(
@@ -206,7 +235,11 @@ mod tests {
             (libc::ECONNREFUSED, true),
             (libc::EISDIR, false),
         ] {
-            assert_eq!(is_temp(&io::Error::from_raw_os_error(errno)), temp, "errno {errno}");
+            assert_eq!(
+                is_temp(&io::Error::from_raw_os_error(errno)),
+                temp,
+                "errno {errno}"
+            );
         }
     }
 
@@ -223,7 +256,11 @@ mod tests {
 
     #[test]
     fn display_appends_the_system_text() {
-        let f = Failure::io(Kind::Read, "unable to read", io::Error::from_raw_os_error(libc::EISDIR));
+        let f = Failure::io(
+            Kind::Read,
+            "unable to read",
+            io::Error::from_raw_os_error(libc::EISDIR),
+        );
         assert_eq!(f.to_string(), "unable to read: Is a directory");
         assert_eq!(f.exit_code(), 100);
     }

@@ -41,8 +41,9 @@ pub enum Group {
 }
 
 /// s/qmail's default account names, in [`User`] order.
-pub const DEFAULT_USERS: [&str; 8] =
-    ["alias", "qmaild", "qmaill", "root", "qmailp", "qmailq", "qmailr", "qmails"];
+pub const DEFAULT_USERS: [&str; 8] = [
+    "alias", "qmaild", "qmaill", "root", "qmailp", "qmailq", "qmailr", "qmails",
+];
 /// s/qmail's default group names, in [`Group`] order.
 pub const DEFAULT_GROUPS: [&str; 2] = ["sqmail", "nofiles"];
 
@@ -65,14 +66,23 @@ impl Ids {
     /// The instance with s/qmail's default names.
     pub fn defaults() -> Ids {
         Ids {
-            users: DEFAULT_USERS.iter().map(|s| s.as_bytes().to_vec()).collect(),
-            groups: DEFAULT_GROUPS.iter().map(|s| s.as_bytes().to_vec()).collect(),
+            users: DEFAULT_USERS
+                .iter()
+                .map(|s| s.as_bytes().to_vec())
+                .collect(),
+            groups: DEFAULT_GROUPS
+                .iter()
+                .map(|s| s.as_bytes().to_vec())
+                .collect(),
         }
     }
 
     /// An instance run wholly by one account and its group.
     pub fn single(user: &[u8], group: &[u8]) -> Ids {
-        Ids { users: vec![user.to_vec(); 8], groups: vec![group.to_vec(); 2] }
+        Ids {
+            users: vec![user.to_vec(); 8],
+            groups: vec![group.to_vec(); 2],
+        }
     }
 
     /// The account name for a role.
@@ -94,7 +104,11 @@ impl Ids {
                 Kind::Config,
                 format!("no such account: {}", String::from_utf8_lossy(name)),
             )),
-            Err(e) => Err(Failure::temp_io(Kind::Config, "unable to read the user database", e)),
+            Err(e) => Err(Failure::temp_io(
+                Kind::Config,
+                "unable to read the user database",
+                e,
+            )),
         }
     }
 
@@ -112,7 +126,11 @@ impl Ids {
                 Kind::Config,
                 format!("no such group: {}", String::from_utf8_lossy(name)),
             )),
-            Err(e) => Err(Failure::temp_io(Kind::Config, "unable to read the group database", e)),
+            Err(e) => Err(Failure::temp_io(
+                Kind::Config,
+                "unable to read the group database",
+                e,
+            )),
         }
     }
 
@@ -152,7 +170,11 @@ fn names(path: &Path, defaults: &[&str]) -> Result<Vec<Vec<u8>>> {
     if got.len() != defaults.len() {
         return Err(Failure::temp(
             Kind::Config,
-            format!("{} must name {} entries, one a line", path.display(), defaults.len()),
+            format!(
+                "{} must name {} entries, one a line",
+                path.display(),
+                defaults.len()
+            ),
         ));
     }
     Ok(got)

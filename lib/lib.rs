@@ -23,3 +23,5 @@ pub mod cdb;
 pub mod envelope;
 
 pub mod queue;
+
+pub mod setup;

@@ -1,1 +1,11 @@
-//! Integration tests.
+//! Integration tests: the real programs, run against fresh instances.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
+mod harness;
+
+mod queue;

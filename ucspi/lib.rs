@@ -1,1 +1,1 @@
-pub fn x(){}
+//! UCSPI tools with no mail knowledge: tcpserver, tcpclient, tcprules and their companions.

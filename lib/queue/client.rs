@@ -39,11 +39,17 @@ impl Refused {
 }
 
 const fn z(text: &'static str) -> Refused {
-    Refused { class: Class::Temp, text }
+    Refused {
+        class: Class::Temp,
+        text,
+    }
 }
 
 const fn d(text: &'static str) -> Refused {
-    Refused { class: Class::Perm, text }
+    Refused {
+        class: Class::Perm,
+        text,
+    }
 }
 
 /// qmail's mapping from a qmail-queue exit code to the caller's text. `None` for a clean 0.
@@ -87,15 +93,24 @@ impl Queue {
             .filter(|p| !p.is_empty())
             .map(|p| home.join(std::ffi::OsString::from_vec(p)))
             .unwrap_or_else(|| home.join("bin/qmail-queue"));
-        let (envelope_read, envelope) = io::pipe().map_err(|_| z("qq temporary problem (#4.3.0)"))?;
+        let (envelope_read, envelope) =
+            io::pipe().map_err(|_| z("qq temporary problem (#4.3.0)"))?;
         let mut child = Command::new(&prog)
             .current_dir(home)
             .stdin(Stdio::piped())
             .stdout(Stdio::from(envelope_read))
             .spawn()
             .map_err(|_| z("unable to exec qq (#4.3.0)"))?;
-        let message = child.stdin.take().map(|s| BufWriter::with_capacity(64 * 1024, s));
-        Ok(Queue { child, message, envelope: Some(envelope), failed: false })
+        let message = child
+            .stdin
+            .take()
+            .map(|s| BufWriter::with_capacity(64 * 1024, s));
+        Ok(Queue {
+            child,
+            message,
+            envelope: Some(envelope),
+            failed: false,
+        })
     }
 
     /// The process id of qmail-queue, as qmail-smtpd reports it (`qp <pid>`).
@@ -108,10 +123,10 @@ impl Queue {
         if self.failed {
             return;
         }
-        if let Some(m) = self.message.as_mut() {
-            if m.write_all(b).is_err() {
-                self.failed = true;
-            }
+        if let Some(m) = self.message.as_mut()
+            && m.write_all(b).is_err()
+        {
+            self.failed = true;
         }
     }
 
@@ -122,14 +137,17 @@ impl Queue {
 
     /// Ends the message, sends the envelope, waits for qmail-queue and reports the outcome.
     pub fn close(mut self, sender: &[u8], recipients: &[Vec<u8>]) -> Result<(), Refused> {
-        if let Some(mut m) = self.message.take() {
-            if m.flush().is_err() {
-                self.failed = true;
-            }
+        if let Some(mut m) = self.message.take()
+            && m.flush().is_err()
+        {
+            self.failed = true;
         }
         if let Some(mut e) = self.envelope.take() {
             let refs: Vec<&[u8]> = recipients.iter().map(Vec::as_slice).collect();
-            if !self.failed && e.write_all(&crate::envelope::encode(sender, &refs)).is_err() {
+            if !self.failed
+                && e.write_all(&crate::envelope::encode(sender, &refs))
+                    .is_err()
+            {
                 self.failed = true;
             }
         }
@@ -158,13 +176,34 @@ mod tests {
     #[test]
     fn exit_codes_map_to_qmails_texts() {
         assert_eq!(refusal(0), None);
-        assert_eq!(refusal(11).unwrap().lettered(), "Denvelope address too long for qq (#5.1.3)");
-        assert_eq!(refusal(115).unwrap().lettered(), "Denvelope address too long for qq (#5.1.3)");
-        assert_eq!(refusal(32).unwrap().lettered(), "Dqq permanent problem (#5.3.0)");
-        assert_eq!(refusal(53).unwrap().lettered(), "Zqq write error or disk full (#4.3.0)");
-        assert_eq!(refusal(64).unwrap().lettered(), "Zqq trouble creating files in queue (#4.3.0)");
+        assert_eq!(
+            refusal(11).unwrap().lettered(),
+            "Denvelope address too long for qq (#5.1.3)"
+        );
+        assert_eq!(
+            refusal(115).unwrap().lettered(),
+            "Denvelope address too long for qq (#5.1.3)"
+        );
+        assert_eq!(
+            refusal(32).unwrap().lettered(),
+            "Dqq permanent problem (#5.3.0)"
+        );
+        assert_eq!(
+            refusal(53).unwrap().lettered(),
+            "Zqq write error or disk full (#4.3.0)"
+        );
+        assert_eq!(
+            refusal(64).unwrap().lettered(),
+            "Zqq trouble creating files in queue (#4.3.0)"
+        );
         assert_eq!(refusal(91).unwrap().lettered(), "Zqq internal bug (#4.3.0)");
-        assert_eq!(refusal(41).unwrap().lettered(), "Zqq temporary problem (#4.3.0)");
-        assert_eq!(refusal(120).unwrap().lettered(), "Zunable to exec qq (#4.3.0)");
+        assert_eq!(
+            refusal(41).unwrap().lettered(),
+            "Zqq temporary problem (#4.3.0)"
+        );
+        assert_eq!(
+            refusal(120).unwrap().lettered(),
+            "Zunable to exec qq (#4.3.0)"
+        );
     }
 }

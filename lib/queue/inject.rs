@@ -53,14 +53,20 @@ pub enum Invoker {
 impl Invoker {
     /// Classifies a uid with the instance's accounts, as qmail-queue does.
     pub fn of(uid: u32, ids: &Ids) -> Result<Invoker> {
-        for (role, who) in
-            [(User::Alias, Invoker::Alias), (User::Qmaild, Invoker::Network), (User::Qmails, Invoker::Bounce)]
-        {
+        for (role, who) in [
+            (User::Alias, Invoker::Alias),
+            (User::Qmaild, Invoker::Network),
+            (User::Qmails, Invoker::Bounce),
+        ] {
             match sys::account(ids.user_name(role)) {
                 Ok(Some(a)) if a.uid == uid => return Ok(who),
                 Ok(_) => {}
                 Err(e) => {
-                    return Err(Failure::temp_io(Kind::Config, "unable to read the user database", e));
+                    return Err(Failure::temp_io(
+                        Kind::Config,
+                        "unable to read the user database",
+                        e,
+                    ));
                 }
             }
         }
@@ -76,7 +82,10 @@ pub fn received(pid: u32, who: Invoker, time: i64) -> String {
         Invoker::Bounce => "invoked for bounce".to_string(),
         Invoker::Uid(u) => format!("invoked by uid {u}"),
     };
-    format!("Received: (qmail {pid} {how}); {}", Utc::from_unix(time).rfc822())
+    format!(
+        "Received: (qmail {pid} {how}); {}",
+        Utc::from_unix(time).rfc822()
+    )
 }
 
 /// What a successful queueing produced.
@@ -117,7 +126,11 @@ pub fn queue(home: &Path, message: impl Read, envelope: impl Read) -> Result<Que
     sys::umask(0o033);
     let uid = sys::uid();
     let who = Invoker::of(uid, &ids)?;
-    let mut made = Made { pid: None, mess: None, intd: None };
+    let mut made = Made {
+        pid: None,
+        mess: None,
+        intd: None,
+    };
     let r = steps(&layout, &mut made, uid, who, message, envelope);
     if r.is_err() {
         made.clean();
@@ -126,7 +139,11 @@ pub fn queue(home: &Path, message: impl Read, envelope: impl Read) -> Result<Que
 }
 
 fn create_excl(path: &Path) -> io::Result<File> {
-    OpenOptions::new().write(true).create_new(true).mode(0o644).open(path)
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(path)
 }
 
 fn steps(
@@ -153,7 +170,8 @@ fn steps(
     made.pid = None;
 
     let mut out = BufWriter::with_capacity(BUF, mess);
-    out.write_all(received(pid, who, start).as_bytes()).map_err(write_err)?;
+    out.write_all(received(pid, who, start).as_bytes())
+        .map_err(write_err)?;
     copy(message, &mut out)?;
     let mess = out.into_inner().map_err(|e| write_err(e.into_error()))?;
     mess.sync_all().map_err(write_err)?;
@@ -219,7 +237,8 @@ fn copy(mut from: impl Read, to: &mut impl Write) -> Result<()> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(read_err(e)),
         };
-        to.write_all(buf.get(..n).unwrap_or_default()).map_err(write_err)?;
+        to.write_all(buf.get(..n).unwrap_or_default())
+            .map_err(write_err)?;
     }
 }
 
@@ -235,7 +254,10 @@ fn copy_envelope(from: impl Read, to: &mut impl Write) -> Result<()> {
 }
 
 fn put(to: &mut impl Write, letter: u8, addr: &[u8]) -> Result<()> {
-    to.write_all(&[letter]).and_then(|()| to.write_all(addr)).and_then(|()| to.write_all(b"\0")).map_err(write_err)
+    to.write_all(&[letter])
+        .and_then(|()| to.write_all(addr))
+        .and_then(|()| to.write_all(b"\0"))
+        .map_err(write_err)
 }
 
 /// Wakes qmail-send: one byte into the trigger FIFO, without waiting. Nobody listening is

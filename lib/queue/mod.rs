@@ -12,7 +12,6 @@ use crate::fail::{Failure, Kind, Result};
 pub mod client;
 pub mod inject;
 
-
 /// s/qmail's default conf-split.
 pub const DEFAULT_SPLIT: u64 = 23;
 /// The largest split accepted.
@@ -40,13 +39,23 @@ impl Layout {
             Ok(b) => control::leading_number(control::first_line(&b)).unwrap_or(DEFAULT_SPLIT),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => DEFAULT_SPLIT,
             Err(e) => {
-                return Err(Failure::temp_io(Kind::Config, "unable to read control/conf-split", e));
+                return Err(Failure::temp_io(
+                    Kind::Config,
+                    "unable to read control/conf-split",
+                    e,
+                ));
             }
         };
         if split == 0 || split > MAX_SPLIT {
-            return Err(Failure::temp(Kind::Config, "control/conf-split is out of range"));
+            return Err(Failure::temp(
+                Kind::Config,
+                "control/conf-split is out of range",
+            ));
         }
-        Ok(Layout { dir: home.join("queue"), split })
+        Ok(Layout {
+            dir: home.join("queue"),
+            split,
+        })
     }
 
     /// The path of message `id` in a split directory, relative to the queue directory:

@@ -89,7 +89,13 @@ pub fn alarm_exit(secs: u32, code: i32) {
 /// as qmail's sig_bugcatch does (qmail-queue reports 81, "internal bug").
 pub fn crash_exit(code: i32) {
     CRASH_CODE.store(code, Ordering::Relaxed);
-    for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGABRT] {
+    for sig in [
+        libc::SIGSEGV,
+        libc::SIGBUS,
+        libc::SIGILL,
+        libc::SIGFPE,
+        libc::SIGABRT,
+    ] {
         catch(sig, on_crash);
     }
 }
@@ -118,7 +124,13 @@ pub fn account(name: &[u8]) -> io::Result<Option<Account>> {
         let mut out: *mut libc::passwd = std::ptr::null_mut();
         // SAFETY: every pointer refers to live memory of the stated size.
         let rc = unsafe {
-            libc::getpwnam_r(cname.as_ptr(), &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut out)
+            libc::getpwnam_r(
+                cname.as_ptr(),
+                &mut pw,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut out,
+            )
         };
         if rc == libc::ERANGE && buf.len() < 1 << 20 {
             buf.resize(buf.len() * 2, 0);
@@ -141,6 +153,64 @@ pub fn account(name: &[u8]) -> io::Result<Option<Account>> {
     }
 }
 
+/// Looks an account up by user id. `Ok(None)` means there is no such account.
+pub fn account_by_uid(id: u32) -> io::Result<Option<Account>> {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        // SAFETY: a zeroed passwd is a valid out-parameter.
+        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut out: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: every pointer refers to live memory of the stated size.
+        let rc =
+            unsafe { libc::getpwuid_r(id, &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut out) };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        if out.is_null() {
+            return Ok(None);
+        }
+        // SAFETY: on success pw_name and pw_dir point to NUL-terminated strings inside buf.
+        let (n, h) = unsafe { (CStr::from_ptr(pw.pw_name), CStr::from_ptr(pw.pw_dir)) };
+        return Ok(Some(Account {
+            name: n.to_bytes().to_vec(),
+            uid: pw.pw_uid,
+            gid: pw.pw_gid,
+            home: h.to_bytes().to_vec(),
+        }));
+    }
+}
+
+/// The name of a group id, if it has one.
+pub fn group_name(id: u32) -> io::Result<Option<Vec<u8>>> {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        // SAFETY: a zeroed group is a valid out-parameter.
+        let mut gr: libc::group = unsafe { std::mem::zeroed() };
+        let mut out: *mut libc::group = std::ptr::null_mut();
+        // SAFETY: every pointer refers to live memory of the stated size.
+        let rc =
+            unsafe { libc::getgrgid_r(id, &mut gr, buf.as_mut_ptr().cast(), buf.len(), &mut out) };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        if out.is_null() {
+            return Ok(None);
+        }
+        // SAFETY: on success gr_name points to a NUL-terminated string inside buf.
+        return Ok(Some(
+            unsafe { CStr::from_ptr(gr.gr_name) }.to_bytes().to_vec(),
+        ));
+    }
+}
+
 /// Looks a group id up by group name. `Ok(None)` means there is no such group.
 pub fn group(name: &[u8]) -> io::Result<Option<u32>> {
     let cname = CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;
@@ -151,7 +221,13 @@ pub fn group(name: &[u8]) -> io::Result<Option<u32>> {
         let mut out: *mut libc::group = std::ptr::null_mut();
         // SAFETY: every pointer refers to live memory of the stated size.
         let rc = unsafe {
-            libc::getgrnam_r(cname.as_ptr(), &mut gr, buf.as_mut_ptr().cast(), buf.len(), &mut out)
+            libc::getgrnam_r(
+                cname.as_ptr(),
+                &mut gr,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut out,
+            )
         };
         if rc == libc::ERANGE && buf.len() < 1 << 20 {
             buf.resize(buf.len() * 2, 0);
@@ -212,7 +288,11 @@ pub fn try_lock_exclusive(file: &File) -> io::Result<bool> {
     // SAFETY: the fd is owned by `file` and stays open for the call.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == -1 {
         let e = io::Error::last_os_error();
-        return if e.raw_os_error() == Some(libc::EWOULDBLOCK) { Ok(false) } else { Err(e) };
+        return if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            Ok(false)
+        } else {
+            Err(e)
+        };
     }
     Ok(true)
 }
@@ -249,7 +329,10 @@ pub fn inherited_fd(fd: i32) -> Option<File> {
 /// Opens a file (a FIFO) for writing without waiting for a reader.
 pub fn open_write_nonblock(path: &Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(path)
+    std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
 }
 
 /// Converts an `OsStr` path argument to bytes (Unix paths are bytes).

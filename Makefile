@@ -1,0 +1,68 @@
+# sqmail: build, test, run, install.
+#
+#   make run                 a private instance under ./run, on loopback
+#   make test                everything: lint, unit, integration and interop tests
+#   make setup QMAILHOME=DIR [SINGLEUSER=1]   install an instance (as root)
+#   make bench               benchmarks against peers measured in the same run
+
+QMAILHOME ?= /var/qmail
+CARGO ?= cargo
+RELEASE = target/release
+RUNDIR = $(CURDIR)/run
+
+# Debian packages the tests drive as independent peers.
+TEST_PACKAGES = tinycdb freecdb ucspi-tcp daemontools mandoc util-linux
+BENCH_PACKAGES = hyperfine
+
+.PHONY: all build test check deps lint man-lint setup run bench clean
+
+all: build
+
+build:
+	$(CARGO) build --release --locked
+
+deps:
+	@missing=""; for p in $(TEST_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get install -y --no-install-recommends $$missing >/dev/null 2>&1 || \
+	  { apt-get update >/dev/null && apt-get install -y --no-install-recommends $$missing; }; \
+	fi
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --all-targets --locked -- -D warnings
+	@! grep -rln --include='*.rs' -E '\bunsafe\b' lib bin ucspi | grep -v '^lib/sys/' \
+	  || { echo "unsafe outside lib/sys"; exit 1; }
+
+man-lint:
+	@for f in doc/*.[1-9]; do mandoc -Tlint -W warning "$$f" || exit 1; done
+	@for f in bin/*.rs ucspi/bin/*.rs; do [ -e "$$f" ] || continue; n=$$(basename $$f .rs); \
+	  ls doc/$$n.[1-9] >/dev/null 2>&1 || { echo "no man page for $$n"; exit 1; }; done
+
+test: deps lint man-lint
+	$(CARGO) test --all --locked
+
+check: test
+
+setup: build
+	$(RELEASE)/sqmail-setup $(if $(SINGLEUSER),-s) -p $(RELEASE) $(QMAILHOME)
+
+# The embedded default: a private single-user instance under ./run. It grows with the
+# delivery engine and the servers; today it queues mail injected locally.
+run: build
+	@$(RELEASE)/sqmail-setup -s -l -m localhost -p $(RELEASE) $(RUNDIR)/qmail
+	@printf 'Subject: welcome\n\nThis message was queued by make run.\n' | \
+	  QMAILHOME=$(RUNDIR)/qmail $(RUNDIR)/qmail/bin/qmail-inject -f "$$(id -un)@localhost" "$$(id -un)@localhost"
+	@echo "queued:"; QMAILHOME=$(RUNDIR)/qmail $(RUNDIR)/qmail/bin/qmail-qread
+	@echo; echo "Instance: $(RUNDIR)/qmail. Queue a message:"
+	@echo "  echo 'Subject: test' | QMAILHOME=$(RUNDIR)/qmail $(RUNDIR)/qmail/bin/sendmail -t you@localhost"
+
+bench: build
+	@dpkg -s $(BENCH_PACKAGES) >/dev/null 2>&1 || apt-get install -y $(BENCH_PACKAGES) >/dev/null
+	python3 bench/inject.py $(RELEASE)
+
+clean:
+	$(CARGO) clean
+	rm -rf $(RUNDIR)
