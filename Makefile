@@ -14,7 +14,7 @@ RUNDIR = $(CURDIR)/run
 TEST_PACKAGES = tinycdb freecdb ucspi-tcp daemontools mandoc util-linux
 BENCH_PACKAGES = hyperfine
 
-.PHONY: all build test check deps lint man-lint setup run bench clean
+.PHONY: all build test check deps lint man-lint fuzz-smoke fuzz setup run bench clean
 
 all: build
 
@@ -41,10 +41,23 @@ man-lint:
 	@for f in bin/*.rs ucspi/bin/*.rs; do [ -e "$$f" ] || continue; n=$$(basename $$f .rs); \
 	  ls doc/$$n.[1-9] >/dev/null 2>&1 || { echo "no man page for $$n"; exit 1; }; done
 
-test: deps lint man-lint
+test: deps lint man-lint fuzz-smoke
 	$(CARGO) test --all --locked
 
-check: test
+# The fuzz targets, briefly (FUZZ_SECS each); `make fuzz FUZZ_SECS=600` for a real run.
+# cargo-fuzz needs nightly features: a nightly toolchain if there is one, else stable
+# with RUSTC_BOOTSTRAP.
+FUZZ_SECS ?= 15
+FUZZ_TARGETS = envelope address files
+fuzz-smoke fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	@if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then tc=+nightly; boot=; \
+	 else tc=; boot=RUSTC_BOOTSTRAP=1; fi; \
+	 for t in $(FUZZ_TARGETS); do mkdir -p fuzz/corpus/$$t; \
+	   if env $$boot $(CARGO) $$tc fuzz run --fuzz-dir fuzz -O $$t fuzz/corpus/$$t fuzz/seeds/$$t -- \
+	        -max_total_time=$(FUZZ_SECS) -max_len=65536 >fuzz/corpus/$$t.log 2>&1; \
+	   then echo "fuzz $$t: $$(grep '^Done' fuzz/corpus/$$t.log)"; \
+	   else tail -40 fuzz/corpus/$$t.log; exit 1; fi; done
 
 setup: build
 	$(RELEASE)/sqmail-setup $(if $(SINGLEUSER),-s) -p $(RELEASE) $(QMAILHOME)

@@ -22,6 +22,11 @@ pub mod cdb;
 
 pub mod envelope;
 
+pub mod addr;
+
 pub mod queue;
 
 pub mod setup;
+
+#[doc(hidden)]
+pub mod fuzzing;
