@@ -9,6 +9,7 @@ use sqmail::queue::inject::{self, DEATH_SECS};
 use sqmail::{env, sys};
 
 fn main() -> ExitCode {
+    sys::settle_signals();
     sys::alarm_exit(DEATH_SECS, 52);
     sys::crash_exit(81);
     let Some(envelope) = sys::inherited_fd(1) else {

@@ -88,6 +88,19 @@ impl Owners {
 
 /// Creates accounts if needed, then installs or repairs the instance.
 pub fn install(plan: &Plan, say: &mut dyn FnMut(&str)) -> Result<()> {
+    if plan.split == 0 || plan.split > crate::queue::MAX_SPLIT {
+        return Err(Failure::perm(
+            Kind::Usage,
+            format!("the queue split must be between 1 and {}", crate::queue::MAX_SPLIT),
+        ));
+    }
+    let existing = crate::queue::Layout::open(&plan.home).map(|l| l.split).ok();
+    if plan.home.join("queue/mess").is_dir() && existing != Some(plan.split) {
+        return Err(Failure::perm(
+            Kind::Usage,
+            "the queue exists with another split; a split can only be chosen for a new queue",
+        ));
+    }
     let ids = match &plan.mode {
         Mode::Multi => {
             if sys::euid() != 0 {
@@ -241,6 +254,15 @@ fn dir(path: &Path, o: &Owners, u: User, g: Group, mode: u32) -> Result<()> {
 
 fn own(path: &Path, o: &Owners, u: User, g: Group, mode: u32) -> Result<()> {
     let mode = if o.single { mode & 0o1777 } else { mode };
+    // Never follow a symbolic link: directories such as alias/ and queue/lock/ belong to
+    // less trusted accounts, and a link planted there must not hand root's files over.
+    let meta = std::fs::symlink_metadata(path).map_err(sysio(path))?;
+    if meta.file_type().is_symlink() {
+        return Err(Failure::temp(
+            Kind::System,
+            format!("refusing to follow the symbolic link {}", path.display()),
+        ));
+    }
     if sys::euid() == 0 {
         chown(path, Some(o.uid(u)?), Some(o.gid(g)?)).map_err(sysio(path))?;
     }
@@ -248,8 +270,12 @@ fn own(path: &Path, o: &Owners, u: User, g: Group, mode: u32) -> Result<()> {
 }
 
 fn file(path: &Path, body: &[u8], o: &Owners, u: User, g: Group, mode: u32) -> Result<()> {
-    if !path.exists() {
-        let mut f = std::fs::File::create(path).map_err(sysio(path))?;
+    if std::fs::symlink_metadata(path).is_err() {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(sysio(path))?;
         f.write_all(body)
             .and_then(|()| f.sync_all())
             .map_err(sysio(path))?;
@@ -312,7 +338,7 @@ fn queue(plan: &Plan, o: &Owners) -> Result<()> {
         0o600,
     )?;
     let trigger = lock.join("trigger");
-    if !trigger.exists() {
+    if std::fs::symlink_metadata(&trigger).is_err() {
         sys::mkfifo(&trigger, 0o622).map_err(sysio(&trigger))?;
     }
     own(&trigger, o, User::Qmails, Group::Qmail, 0o622)

@@ -100,6 +100,22 @@ pub fn crash_exit(code: i32) {
     }
 }
 
+/// Ignores the signals a terminal or a resource limit would send (SIGHUP, SIGINT, SIGQUIT,
+/// SIGXCPU, SIGXFSZ; qmail's sig_miscignore) and unblocks every signal the caller may have
+/// blocked, so that alarms set later do fire.
+pub fn settle_signals() {
+    for sig in [libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGXCPU, libc::SIGXFSZ] {
+        // SAFETY: SIG_IGN is a valid disposition for these signals.
+        unsafe { libc::signal(sig, libc::SIG_IGN) };
+    }
+    // SAFETY: a zeroed sigset_t is filled by sigemptyset before use.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: set is a valid sigset_t owned by this frame.
+    unsafe { libc::sigemptyset(&mut set) };
+    // SAFETY: an empty mask with SIG_SETMASK unblocks everything.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) };
+}
+
 /// A passwd entry: what qmail needs of an account.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Account {
