@@ -61,7 +61,9 @@ pub fn quote_needed(local: &[u8]) -> bool {
     if !local.iter().all(|&c| atom_ok(c)) {
         return true;
     }
-    local.first() == Some(&b'.') || local.last() == Some(&b'.') || local.windows(2).any(|w| w == b"..")
+    local.first() == Some(&b'.')
+        || local.last() == Some(&b'.')
+        || local.windows(2).any(|w| w == b"..")
 }
 
 /// qmail's `quote`: the address with its local part (up to the last `@`) in double quotes
@@ -125,7 +127,10 @@ impl Rewrite {
         let virtualdomains = virtualdomains
             .iter()
             .map(|l| match l.iter().position(|&c| c == b':') {
-                Some(i) => (lower(l.get(..i).unwrap_or_default()), l.get(i + 1..).unwrap_or_default().to_vec()),
+                Some(i) => (
+                    lower(l.get(..i).unwrap_or_default()),
+                    l.get(i + 1..).unwrap_or_default().to_vec(),
+                ),
                 None => (lower(l), Vec::new()),
             })
             .collect();
@@ -137,9 +142,14 @@ impl Rewrite {
         }
     }
 
-    fn vdom(&self, key: &[u8]) -> Option<&[u8]> {
+    /// The `virtualdomains` prefix for a key (an address, a domain, a `.suffix` or the
+    /// empty key), compared without regard to ASCII case.
+    pub fn virtual_prefix(&self, key: &[u8]) -> Option<&[u8]> {
         let key = lower(key);
-        self.virtualdomains.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_slice())
+        self.virtualdomains
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_slice())
     }
 
     /// Rewrites one recipient as qmail-send does (qmail-send.c `rewrite`).
@@ -154,8 +164,14 @@ impl Rewrite {
                 i
             }
         };
-        while self.percenthack.contains(&lower(addr.get(at + 1..).unwrap_or_default())) {
-            let Some(pct) = addr.get(..at).and_then(|l| l.iter().rposition(|&c| c == b'%')) else {
+        while self
+            .percenthack
+            .contains(&lower(addr.get(at + 1..).unwrap_or_default()))
+        {
+            let Some(pct) = addr
+                .get(..at)
+                .and_then(|l| l.iter().rposition(|&c| c == b'%'))
+            else {
                 break;
             };
             addr.truncate(at);
@@ -170,14 +186,11 @@ impl Rewrite {
         }
         let n = addr.len();
         for i in 0..=n {
-            let is_key = i == 0
-                || i == at + 1
-                || i == n
-                || (i > at && addr.get(i) == Some(&b'.'));
+            let is_key = i == 0 || i == at + 1 || i == n || (i > at && addr.get(i) == Some(&b'.'));
             if !is_key {
                 continue;
             }
-            if let Some(prepend) = self.vdom(addr.get(i..).unwrap_or_default()) {
+            if let Some(prepend) = self.virtual_prefix(addr.get(i..).unwrap_or_default()) {
                 if prepend.is_empty() {
                     break;
                 }
@@ -204,7 +217,12 @@ mod tests {
             (b"  a@b SIZE=1", b"a@b"),
             (b"<\"x>y\"@c>", b"x>y@c"),
         ] {
-            assert_eq!(parse_path(arg).as_deref(), Some(want), "{:?}", String::from_utf8_lossy(arg));
+            assert_eq!(
+                parse_path(arg).as_deref(),
+                Some(want),
+                "{:?}",
+                String::from_utf8_lossy(arg)
+            );
         }
         let long = [&b"<"[..], &vec![b'a'; PATH_MAX + 1], b">"].concat();
         assert_eq!(parse_path(&long), None);
@@ -270,6 +288,9 @@ mod tests {
     #[test]
     fn percenthack_relays_to_a_remote_host() {
         let r = Rewrite::new(&[], &[b"gw.example".to_vec()], &[], b"x");
-        assert_eq!(r.rewrite(b"u%far.test@gw.example"), Dest::Remote(b"u@far.test".to_vec()));
+        assert_eq!(
+            r.rewrite(b"u%far.test@gw.example"),
+            Dest::Remote(b"u@far.test".to_vec())
+        );
     }
 }

@@ -23,7 +23,10 @@ pub fn envelope(data: &[u8]) {
             Ok(envelope::Record::End) => {
                 let refs: Vec<&[u8]> = rcpts.iter().map(Vec::as_slice).collect();
                 let again = envelope::encode(sender.as_deref().unwrap_or_default(), &refs);
-                assert!(data.starts_with(&again), "an envelope re-encodes to what was read");
+                assert!(
+                    data.starts_with(&again),
+                    "an envelope re-encodes to what was read"
+                );
                 return;
             }
             Ok(envelope::Record::EndNoScan) | Err(_) => return,

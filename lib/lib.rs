@@ -28,5 +28,15 @@ pub mod queue;
 
 pub mod setup;
 
+pub mod users;
+
+pub mod pw2u;
+
+pub mod morercpthosts;
+
+pub mod tcpto;
+
+pub mod showctl;
+
 #[doc(hidden)]
 pub mod fuzzing;

@@ -91,7 +91,10 @@ pub fn install(plan: &Plan, say: &mut dyn FnMut(&str)) -> Result<()> {
     if plan.split == 0 || plan.split > crate::queue::MAX_SPLIT {
         return Err(Failure::perm(
             Kind::Usage,
-            format!("the queue split must be between 1 and {}", crate::queue::MAX_SPLIT),
+            format!(
+                "the queue split must be between 1 and {}",
+                crate::queue::MAX_SPLIT
+            ),
         ));
     }
     let existing = crate::queue::Layout::open(&plan.home).map(|l| l.split).ok();
@@ -123,6 +126,9 @@ pub fn install(plan: &Plan, say: &mut dyn FnMut(&str)) -> Result<()> {
     queue(plan, &o)?;
     control(plan, &o)?;
     aliases(plan, &o)?;
+    if o.single {
+        single_user_assign(plan, &o)?;
+    }
     if let Some(src) = &plan.programs {
         programs(plan, src, &o, say)?;
     }
@@ -384,6 +390,32 @@ fn aliases(plan: &Plan, o: &Owners) -> Result<()> {
             Group::Qmail,
             0o644,
         )?;
+    }
+    Ok(())
+}
+
+/// A single-user instance delivers everything as its one account: `users/assign` sends
+/// every local part to `~alias/.qmail-<local part>` (qmail-users(5)), unless the operator
+/// has written an assign file already.
+fn single_user_assign(plan: &Plan, o: &Owners) -> Result<()> {
+    let assign = plan.home.join("users/assign");
+    if std::fs::symlink_metadata(&assign).is_ok() {
+        return Ok(());
+    }
+    let a = o.ids.account(User::Alias)?;
+    let gid = o.gid(Group::Qmail)?;
+    let mut line = b"+:".to_vec();
+    line.extend_from_slice(&a.name);
+    line.extend_from_slice(format!(":{}:{gid}:", a.uid).as_bytes());
+    line.extend_from_slice(plan.home.join("alias").as_os_str().as_encoded_bytes());
+    line.extend_from_slice(b":-::\n.\n");
+    file(&assign, &line, o, User::Root, Group::Qmail, 0o644)?;
+    crate::users::newu(&plan.home)?;
+    for name in [crate::users::CDB, crate::users::LEGACY_CDB] {
+        let p = plan.home.join(name);
+        if std::fs::symlink_metadata(&p).is_ok() {
+            own(&p, o, User::Root, Group::Qmail, 0o644)?;
+        }
     }
     Ok(())
 }

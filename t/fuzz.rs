@@ -6,7 +6,8 @@ use std::path::Path;
 #[test]
 fn fuzz_seeds_replay_without_panics() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
-    let targets: [(&str, fn(&[u8])); 3] = [
+    type Target = (&'static str, fn(&[u8]));
+    let targets: [Target; 3] = [
         ("envelope", sqmail::fuzzing::envelope),
         ("address", sqmail::fuzzing::address),
         ("files", sqmail::fuzzing::files),

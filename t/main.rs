@@ -8,5 +8,6 @@
 
 mod harness;
 
-mod queue;
+mod admin;
 mod fuzz;
+mod queue;

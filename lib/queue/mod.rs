@@ -12,6 +12,8 @@ use crate::fail::{Failure, Kind, Result};
 pub mod client;
 pub mod inject;
 
+pub mod scan;
+
 /// s/qmail's default conf-split.
 pub const DEFAULT_SPLIT: u64 = 23;
 /// The largest split accepted.

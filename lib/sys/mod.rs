@@ -104,7 +104,13 @@ pub fn crash_exit(code: i32) {
 /// SIGXCPU, SIGXFSZ; qmail's sig_miscignore) and unblocks every signal the caller may have
 /// blocked, so that alarms set later do fire.
 pub fn settle_signals() {
-    for sig in [libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGXCPU, libc::SIGXFSZ] {
+    for sig in [
+        libc::SIGHUP,
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGXCPU,
+        libc::SIGXFSZ,
+    ] {
         // SAFETY: SIG_IGN is a valid disposition for these signals.
         unsafe { libc::signal(sig, libc::SIG_IGN) };
     }
