@@ -26,6 +26,8 @@ pub mod addr;
 
 pub mod queue;
 
+pub mod inject;
+
 pub mod setup;
 
 pub mod users;

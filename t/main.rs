@@ -9,5 +9,8 @@
 mod harness;
 
 mod admin;
-mod fuzz;
+
 mod queue;
+
+mod fuzz;
+mod inject;
