@@ -1,7 +1,7 @@
 //! sqmail: s/qmail rebuilt in Rust.
 //!
 //! The library behind the programs in `bin/`. Each module owns one concern; a module uses
-//! only modules declared above it. Only [`sys`] may use `unsafe`.
+//! only modules declared above it. Only [`sys`] may hold code the compiler cannot check.
 #![warn(missing_docs)]
 
 pub mod sys;
