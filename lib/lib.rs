@@ -40,5 +40,7 @@ pub mod tcpto;
 
 pub mod showctl;
 
+pub mod local;
+
 #[doc(hidden)]
 pub mod fuzzing;

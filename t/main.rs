@@ -14,3 +14,4 @@ mod queue;
 
 mod fuzz;
 mod inject;
+mod local;
