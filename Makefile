@@ -11,8 +11,8 @@ RELEASE = target/release
 RUNDIR = $(CURDIR)/run
 
 # Debian packages the tests drive as independent peers.
-TEST_PACKAGES = tinycdb freecdb ucspi-tcp daemontools mandoc util-linux
-BENCH_PACKAGES = hyperfine
+TEST_PACKAGES = tinycdb freecdb ucspi-tcp daemontools mandoc util-linux openssl python3 swaks libnet-ssleay-perl libio-socket-ssl-perl dnsmasq-base
+BENCH_PACKAGES = hyperfine ucspi-tcp
 
 .PHONY: all build test check deps lint man-lint fuzz-smoke fuzz setup run bench clean
 
@@ -48,7 +48,7 @@ test: deps lint man-lint fuzz-smoke
 # cargo-fuzz needs nightly features: a nightly toolchain if there is one, else stable
 # with RUSTC_BOOTSTRAP.
 FUZZ_SECS ?= 15
-FUZZ_TARGETS = envelope address files
+FUZZ_TARGETS = envelope address files local reports
 fuzz-smoke fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	@if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then tc=+nightly; boot=; \
@@ -62,19 +62,35 @@ fuzz-smoke fuzz:
 setup: build
 	$(RELEASE)/sqmail-setup $(if $(SINGLEUSER),-s) -p $(RELEASE) $(QMAILHOME)
 
-# The embedded default: a private single-user instance under ./run. It grows with the
-# delivery engine and the servers; today it queues mail injected locally.
+# The embedded default: a private single-user instance under ./run. qmail-send and its
+# helpers run in the foreground with the log on the terminal; a welcome message is queued
+# and delivered to a Maildir; Ctrl-C stops everything. It grows with the servers.
 run: build
 	@$(RELEASE)/sqmail-setup -s -l -m localhost -p $(RELEASE) $(RUNDIR)/qmail
-	@printf 'Subject: welcome\n\nThis message was queued by make run.\n' | \
-	  QMAILHOME=$(RUNDIR)/qmail $(RUNDIR)/qmail/bin/qmail-inject -f "$$(id -un)@localhost" "$$(id -un)@localhost"
-	@echo "queued:"; QMAILHOME=$(RUNDIR)/qmail $(RUNDIR)/qmail/bin/qmail-qread
-	@echo; echo "Instance: $(RUNDIR)/qmail. Queue a message:"
-	@echo "  echo 'Subject: test' | QMAILHOME=$(RUNDIR)/qmail $(RUNDIR)/qmail/bin/sendmail -t you@localhost"
+	@set -e; home=$(RUNDIR)/qmail; me=$$(id -un); \
+	owner=$$(sed -n 1p $$home/control/conf-users); \
+	md=$$home/alias/$$me/Maildir; \
+	if test -f $$home/alias/.qmail-$$me && ! test -s $$home/alias/.qmail-$$me; then md=$$home/alias/Maildir; \
+	else test -f $$home/alias/.qmail-$$me || echo "./$$me/Maildir/" > $$home/alias/.qmail-$$me; fi; \
+	test -d $$md || { mkdir -p $$(dirname $$md) && $$home/bin/maildirmake $$md; }; \
+	chown -R $$owner $$home/alias 2>/dev/null || true; \
+	QMAILHOME=$$home $$home/bin/qmail-start ./Maildir/ & send=$$!; \
+	trap "kill -TERM $$send; wait $$send; exit 0" INT TERM; \
+	sleep 1; \
+	printf 'Subject: welcome\n\nThis message was queued and delivered by make run.\n' | \
+	  QMAILHOME=$$home $$home/bin/qmail-inject -f "$$me@localhost" "$$me@localhost"; \
+	echo; echo "Instance: $$home (qmail-send pid $$send). Mail for $$me@localhost is in"; \
+	echo "  $$md/new/"; \
+	echo "Send more:  echo 'Subject: hi' | QMAILHOME=$$home $$home/bin/sendmail -t $$me@localhost"; \
+	echo "Ctrl-C stops qmail-send."; \
+	wait $$send
 
 bench: build
 	@dpkg -s $(BENCH_PACKAGES) >/dev/null 2>&1 || apt-get install -y $(BENCH_PACKAGES) >/dev/null
 	python3 bench/inject.py $(RELEASE)
+	$(CARGO) build --release --locked -p ucspi
+	python3 bench/sslserver.py $(RELEASE)
+	python3 bench/tcpserver.py $(RELEASE)
 
 clean:
 	$(CARGO) clean

@@ -60,3 +60,23 @@ pub fn files(data: &[u8]) {
     let _ = control::leading_number(data);
     let _ = envelope::parse_queued(data);
 }
+
+/// users/assign compilation, .qmail parsing and qmail-inject's header tokenizer.
+pub fn local(data: &[u8]) {
+    let _ = crate::users::records(data);
+    if let Ok(lines) = crate::local::dotqmail::parse(data) {
+        assert!(lines.len() <= data.len() + 1);
+    }
+    let _ = crate::local::dotqmail::candidates(b"-", data);
+    let _ = crate::inject::token::parse(data);
+}
+
+/// qmail-rspawn's reading of qmail-remote's output and qmail-send's bounce paragraphs.
+pub fn reports(data: &[u8]) {
+    let r = crate::spawn::remote::remote_report(data);
+    assert!(matches!(r.first(), Some(b'K' | b'Z' | b'D')));
+    assert!(r.len() <= data.len() + 40);
+    let (recip, report) = data.split_at(data.len() / 2);
+    let p = crate::send::bounce::paragraph(recip, report);
+    assert!(p.ends_with(b"\n\n"));
+}

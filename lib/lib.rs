@@ -30,6 +30,14 @@ pub mod inject;
 
 pub mod setup;
 
+pub mod getpw;
+
+pub mod send;
+
+pub mod spawn;
+
+pub mod start;
+
 pub mod users;
 
 pub mod pw2u;

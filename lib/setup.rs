@@ -259,7 +259,13 @@ fn dir(path: &Path, o: &Owners, u: User, g: Group, mode: u32) -> Result<()> {
 }
 
 fn own(path: &Path, o: &Owners, u: User, g: Group, mode: u32) -> Result<()> {
-    let mode = if o.single { mode & 0o1777 } else { mode };
+    // A single-user instance keeps its setuid bits only when root installs it for its
+    // unprivileged account: then a message root injects is still owned by that account.
+    let mode = if o.single && sys::euid() != 0 {
+        mode & 0o1777
+    } else {
+        mode
+    };
     // Never follow a symbolic link: directories such as alias/ and queue/lock/ belong to
     // less trusted accounts, and a link planted there must not hand root's files over.
     let meta = std::fs::symlink_metadata(path).map_err(sysio(path))?;
@@ -443,7 +449,10 @@ fn programs(plan: &Plan, src: &Path, o: &Owners, say: &mut dyn FnMut(&str)) -> R
         let from = src.join(name);
         let to = bin.join(name);
         let _ = std::fs::remove_file(&to);
-        if plan.link {
+        let setuid = PROGRAM_MODES
+            .iter()
+            .any(|p| p.0 == name && p.3 & 0o6000 != 0);
+        if plan.link && !(setuid && sys::euid() == 0) {
             let abs = std::fs::canonicalize(&from).map_err(sysio(&from))?;
             symlink(&abs, &to).map_err(sysio(&to))?;
             continue;

@@ -15,3 +15,4 @@ mod queue;
 mod fuzz;
 mod inject;
 mod local;
+mod send;

@@ -306,15 +306,15 @@ fn full_disk_exits_53_and_leaves_nothing() {
     let mnt = s.0.join("mnt");
     std::fs::create_dir(&mnt).unwrap();
     let setup = crate::harness::programs().join("sqmail-setup");
-    let qq = format!("{}/qmail/bin/qmail-queue", mnt.display());
+    // The program runs from the build directory: the 1 MiB file system holds only the queue.
+    let qq = crate::harness::programs().join("qmail-queue").display().to_string();
     let script = format!(
-        "set -e; mount -t tmpfs -o size=1m tmpfs {m}; {setup} -s -l -m full.example -p {p} {m}/qmail >/dev/null 2>&1; \
+        "set -e; mount -t tmpfs -o size=1m tmpfs {m}; {setup} -s -m full.example {m}/qmail >/dev/null 2>&1; \
          printf 'Fa@b\\0Tc@d\\0\\0' > {m}/env; \
          set +e; head -c 3000000 /dev/zero | QMAILHOME={m}/qmail {qq} 1<{m}/env; echo \"exit $?\"; \
          find {m}/qmail/queue -type f ! -path '*/lock/*'",
         m = mnt.display(),
         setup = setup.display(),
-        p = crate::harness::programs().display(),
     );
     let out = run_with(
         {

@@ -1,0 +1,369 @@
+//! qmail-todo: preprocesses new messages (s/qmail's EXTTODO). For each `todo/<n>/<id>` it
+//! writes `info/` (the sender), `local/` and `remote/` (the rewritten recipients), makes them
+//! durable, has its qmail-clean remove `todo` and `intd`, and tells qmail-send.
+//!
+//! To qmail-send (fd 1): `D` + `L`|`R`|`B`|`X` + id + NUL (a new message for the local
+//! channel, the remote one, both, or neither) and `L` + log text + NUL. From qmail-send
+//! (fd 0): `H` (reread the control files) and `X` (stop).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::addr::{Dest, Rewrite};
+use crate::control::Control;
+use crate::envelope::ADDR_MAX;
+use crate::fail::Result;
+use crate::queue::Layout;
+use crate::send::log::safe_text;
+use crate::sys;
+use crate::sys::proc::{Ready, Signal};
+
+/// todo/ is rescanned at least this often even without a trigger (qmail's SLEEP_TODO).
+pub const SLEEP_TODO: i64 = 1500;
+
+/// Reads the rewriting rules from the control files.
+pub fn rules(home: &Path) -> Result<Rewrite> {
+    let c = Control::open(home)?;
+    Ok(Rewrite::new(
+        &c.list_or_me("locals")?,
+        &c.list("percenthack")?.unwrap_or_default(),
+        &c.list("virtualdomains")?.unwrap_or_default(),
+        &c.line_or_me("envnoathost", b"envnoathost")?,
+    ))
+}
+
+/// The outcome of preprocessing one message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Channels {
+    /// It has local recipients.
+    pub local: bool,
+    /// It has remote recipients.
+    pub remote: bool,
+}
+
+impl Channels {
+    /// The letter qmail-todo sends to qmail-send.
+    pub fn letter(self) -> u8 {
+        match (self.local, self.remote) {
+            (true, true) => b'B',
+            (true, false) => b'L',
+            (false, true) => b'R',
+            (false, false) => b'X',
+        }
+    }
+}
+
+fn excl(p: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(p)
+}
+
+fn unlink(p: &Path) -> io::Result<()> {
+    match std::fs::remove_file(p) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Writes info/, local/ and remote/ for message `id` from its todo file, durably. Returns
+/// the channels used and the log lines to report. Runs in the queue directory.
+pub fn preprocess(
+    layout: &Layout,
+    rw: &Rewrite,
+    id: u64,
+) -> std::result::Result<(Channels, Vec<Vec<u8>>), String> {
+    let todo = layout.rel("todo", id);
+    let warn = |what: &str, p: &Path| format!("warning: qmail-todo: {what} {}\n", p.display());
+    let f = File::open(&todo).map_err(|_| warn("unable to open", &todo))?;
+    let mess = layout.rel("mess", id);
+    let size = std::fs::metadata(&mess)
+        .map_err(|_| warn("unable to stat", &mess))?
+        .len();
+    let info = layout.rel("info", id);
+    let chan = [layout.rel("local", id), layout.rel("remote", id)];
+    for p in chan.iter().chain([&info]) {
+        unlink(p).map_err(|_| warn("unable to unlink", p))?;
+    }
+    let mut logs = vec![format!("new msg {id}\n").into_bytes()];
+    let mut info_out = BufWriter::new(excl(&info).map_err(|_| warn("unable to create", &info))?);
+    let mut outs: [Option<BufWriter<File>>; 2] = [None, None];
+    let (mut uid, mut pid) = (0u64, 0u64);
+    let mut input = BufReader::new(f).take(0);
+    let mut rec = Vec::with_capacity(256);
+    loop {
+        rec.clear();
+        input.set_limit(ADDR_MAX as u64 + 2);
+        let n = input
+            .read_until(0, &mut rec)
+            .map_err(|_| warn("trouble reading", &todo))?;
+        if n == 0 || rec.last() != Some(&0) {
+            break;
+        }
+        let body = rec.get(1..rec.len() - 1).unwrap_or_default();
+        let num = || {
+            std::str::from_utf8(body)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0)
+        };
+        match rec.first() {
+            Some(b'u') => uid = num(),
+            Some(b'p') => pid = num(),
+            Some(b'F') => {
+                info_out
+                    .write_all(&rec)
+                    .map_err(|_| warn("trouble writing to", &info))?;
+                let mut l = format!("info msg {id}: bytes {size} from <").into_bytes();
+                l.extend_from_slice(&safe_text(body));
+                l.extend_from_slice(format!("> qp {pid} uid {uid}\n").as_bytes());
+                logs.push(l);
+            }
+            Some(b'T') => {
+                let (c, addr) = match rw.rewrite(body) {
+                    Dest::Local(a) => (0, a),
+                    Dest::Remote(a) => (1, a),
+                };
+                let path = chan.get(c).ok_or_else(|| warn("bad channel", &todo))?;
+                let out = match outs.get_mut(c) {
+                    Some(Some(o)) => o,
+                    Some(slot) => slot.insert(BufWriter::new(
+                        excl(path).map_err(|_| warn("unable to create", path))?,
+                    )),
+                    None => return Err(warn("bad channel", &todo)),
+                };
+                let mut line = Vec::with_capacity(addr.len() + 2);
+                line.push(b'T');
+                line.extend_from_slice(&addr);
+                line.push(0);
+                out.write_all(&line)
+                    .map_err(|_| warn("trouble writing to", path))?;
+            }
+            _ => return Err(warn("unknown record type in", &todo)),
+        }
+    }
+    let mut dirs: Vec<PathBuf> = Vec::with_capacity(3);
+    finish(info_out, &info).map_err(|_| warn("trouble fsyncing", &info))?;
+    dirs.push(parent(&info));
+    let mut used = [false, false];
+    for (c, out) in outs.into_iter().enumerate() {
+        if let (Some(out), Some(path)) = (out, chan.get(c)) {
+            finish(out, path).map_err(|_| warn("trouble fsyncing", path))?;
+            dirs.push(parent(path));
+            if let Some(u) = used.get_mut(c) {
+                *u = true;
+            }
+        }
+    }
+    for d in &dirs {
+        sys::fsync_dir(d).map_err(|_| warn("trouble fsyncing", d))?;
+    }
+    Ok((
+        Channels {
+            local: used[0],
+            remote: used[1],
+        },
+        logs,
+    ))
+}
+
+fn parent(p: &Path) -> PathBuf {
+    p.parent().unwrap_or(Path::new(".")).to_path_buf()
+}
+
+fn finish(out: BufWriter<File>, _p: &Path) -> io::Result<()> {
+    let f = out.into_inner().map_err(io::IntoInnerError::into_error)?;
+    f.sync_all()
+}
+
+/// The ids waiting in todo/, in directory order.
+pub fn scan(layout: &Layout) -> io::Result<Vec<u64>> {
+    let mut ids = Vec::new();
+    for n in 0..layout.split {
+        for e in std::fs::read_dir(format!("todo/{n}"))? {
+            let e = e?;
+            if let Some(id) = e.file_name().to_str().and_then(|s| s.parse::<u64>().ok()) {
+                ids.push(id);
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// The running qmail-todo: its pipes to qmail-send and to its qmail-clean.
+pub struct Daemon {
+    /// The instance's home (for control files).
+    pub home: PathBuf,
+    /// The queue layout.
+    pub layout: Layout,
+    /// Pipe from qmail-send (fd 0).
+    pub from_send: File,
+    /// Pipe to qmail-send (fd 1).
+    pub to_send: File,
+    /// Pipe to qmail-clean (fd 2).
+    pub to_clean: File,
+    /// Pipe from qmail-clean (fd 3).
+    pub from_clean: File,
+}
+
+impl Daemon {
+    fn say(&mut self, rec: &[u8]) -> bool {
+        self.to_send.write_all(rec).is_ok()
+    }
+
+    fn log(&mut self, text: &[u8]) -> bool {
+        let mut r = Vec::with_capacity(text.len() + 2);
+        r.push(b'L');
+        r.extend_from_slice(text);
+        r.push(0);
+        self.say(&r)
+    }
+
+    fn clean(&mut self, id: u64) -> bool {
+        let req = format!("todo/{id}\0");
+        let mut ans = [0u8; 1];
+        self.to_clean.write_all(req.as_bytes()).is_ok()
+            && self.from_clean.read_exact(&mut ans).is_ok()
+            && ans[0] == b'+'
+    }
+
+    /// Runs until qmail-send says `X`, goes away, or SIGTERM arrives.
+    pub fn run(mut self) -> Result<()> {
+        let mut rw = rules(&self.home)?;
+        let mut pending: Vec<u64> = Vec::new();
+        let mut next_scan = 0i64;
+        let mut trigger = open_trigger();
+        loop {
+            if sys::proc::take(Signal::Terminate) {
+                break;
+            }
+            if sys::proc::take(Signal::Hangup) {
+                self.reread(&mut rw);
+            }
+            let now = crate::date::now();
+            let timeout = if pending.is_empty() {
+                (next_scan - now).clamp(0, 86_400) * 1000 + 1000
+            } else {
+                0
+            };
+            let mut fds = vec![(
+                self.from_send.as_raw_fd(),
+                Ready {
+                    read: true,
+                    write: false,
+                },
+            )];
+            if let Some(t) = &trigger {
+                fds.push((
+                    t.as_raw_fd(),
+                    Ready {
+                        read: true,
+                        write: false,
+                    },
+                ));
+            }
+            let ready = sys::proc::poll(&fds, i32::try_from(timeout).unwrap_or(i32::MAX))
+                .unwrap_or_default();
+            if ready.first().is_some_and(|r| r.read) {
+                let mut b = [0u8; 1];
+                match self.from_send.read(&mut b) {
+                    Ok(0) => break,
+                    Ok(_) if b[0] == b'X' => break,
+                    Ok(_) if b[0] == b'H' => self.reread(&mut rw),
+                    Ok(_) => {
+                        self.log(b"warning: qmail-todo: qmail-send speaks an obscure dialect\n");
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            let pulled = ready.get(1).is_some_and(|r| r.read);
+            let now = crate::date::now();
+            if pending.is_empty() && (pulled || now >= next_scan) {
+                // Close before reopening, as qmail's trigger_set does: while any reader has
+                // the FIFO open its unread bytes stay, and a new reader would find it
+                // readable for ever.
+                drop(trigger.take());
+                trigger = open_trigger();
+                match scan(&self.layout) {
+                    Ok(mut ids) => {
+                        ids.reverse();
+                        pending = ids;
+                    }
+                    Err(_) => {
+                        self.log(b"alert: qmail-todo: unable to read todo, sleeping...\n");
+                    }
+                }
+                next_scan = now + SLEEP_TODO;
+            }
+            if let Some(id) = pending.pop()
+                && !self.one(&rw, id)
+            {
+                break;
+            }
+        }
+        let _ = self.say(b"X\0");
+        Ok(())
+    }
+
+    fn reread(&mut self, rw: &mut Rewrite) {
+        match rules(&self.home) {
+            Ok(r) => *rw = r,
+            Err(_) => {
+                self.log(b"alert: qmail-todo: unable to reread controls\n");
+            }
+        }
+    }
+
+    /// Preprocesses one message; false when qmail-send or qmail-clean is gone.
+    fn one(&mut self, rw: &Rewrite, id: u64) -> bool {
+        match preprocess(&self.layout, rw, id) {
+            Err(w) => self.log(w.as_bytes()),
+            Ok((chans, logs)) => {
+                if !self.clean(id) {
+                    self.log(
+                        format!("warning: qmail-clean unable to clean up todo/{id}\n").as_bytes(),
+                    );
+                    return true;
+                }
+                for l in logs {
+                    if !self.log(&l) {
+                        return false;
+                    }
+                }
+                let mut rec = vec![b'D', chans.letter()];
+                rec.extend_from_slice(id.to_string().as_bytes());
+                rec.push(0);
+                self.say(&rec)
+            }
+        }
+    }
+}
+
+fn open_trigger() -> Option<File> {
+    sys::proc::open_read_nonblock(Path::new("lock/trigger")).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_letters() {
+        let c = |local, remote| Channels { local, remote }.letter();
+        assert_eq!(
+            (
+                c(true, true),
+                c(true, false),
+                c(false, true),
+                c(false, false)
+            ),
+            (b'B', b'L', b'R', b'X')
+        );
+    }
+}
