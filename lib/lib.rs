@@ -20,6 +20,8 @@ pub mod ids;
 
 pub mod cdb;
 
+pub mod dns;
+
 pub mod envelope;
 
 pub mod addr;

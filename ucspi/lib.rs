@@ -1,1 +1,26 @@
 //! UCSPI tools with no mail knowledge: tcpserver, tcpclient, tcprules and their companions.
+pub mod addr;
+pub mod client;
+pub mod conn;
+pub mod dns;
+pub mod environ;
+pub mod errstr;
+pub mod exec;
+pub mod getopt;
+pub mod ident;
+pub mod log;
+pub mod rbl;
+pub mod relay;
+pub mod rules;
+pub mod rulesprog;
+pub mod server;
+pub mod sslclient;
+pub mod sslengine;
+pub mod sslopts;
+pub mod sslrules;
+pub mod sslserver;
+pub mod tlsconf;
+pub mod tlsenv;
+pub mod tlsio;
+pub mod ucspitls;
+pub mod x509;
