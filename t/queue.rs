@@ -307,7 +307,10 @@ fn full_disk_exits_53_and_leaves_nothing() {
     std::fs::create_dir(&mnt).unwrap();
     let setup = crate::harness::programs().join("sqmail-setup");
     // The program runs from the build directory: the 1 MiB file system holds only the queue.
-    let qq = crate::harness::programs().join("qmail-queue").display().to_string();
+    let qq = crate::harness::programs()
+        .join("qmail-queue")
+        .display()
+        .to_string();
     let script = format!(
         "set -e; mount -t tmpfs -o size=1m tmpfs {m}; {setup} -s -m full.example {m}/qmail >/dev/null 2>&1; \
          printf 'Fa@b\\0Tc@d\\0\\0' > {m}/env; \

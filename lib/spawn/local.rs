@@ -7,7 +7,7 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 
-use super::{Deliver, crashed};
+use super::{Deliver, crashed, os, unable_to_run};
 use crate::ids::{Group, Ids, User};
 use crate::sys;
 use crate::users::{self, Assignment};
@@ -25,10 +25,6 @@ pub struct Local {
     pub ids: Ids,
     /// The default delivery instruction given to qmail-local (`./Maildir/` and so on).
     pub aliasempty: Vec<u8>,
-}
-
-fn os(b: &[u8]) -> &std::ffi::OsStr {
-    std::os::unix::ffi::OsStrExt::from_bytes(b)
 }
 
 impl Local {
@@ -153,13 +149,7 @@ impl Deliver for Local {
         if me == 0 {
             cmd.uid(uid).gid(gid);
         }
-        cmd.spawn().map_err(|e| {
-            if crate::fail::is_temp(&e) {
-                b"ZUnable to run qmail-local.\n".to_vec()
-            } else {
-                b"DUnable to run qmail-local.\n".to_vec()
-            }
-        })
+        cmd.spawn().map_err(|e| unable_to_run(&e, "qmail-local"))
     }
 
     fn report(&self, st: ExitStatus, output: &[u8]) -> Vec<u8> {

@@ -292,6 +292,18 @@ fn command(
     }
 }
 
+/// The report for a delivery program that could not be started: temporary when the
+/// error may go away (qmail's error_temp), else permanent.
+pub fn unable_to_run(e: &io::Error, prog: &str) -> Vec<u8> {
+    let letter = if crate::fail::is_temp(e) { 'Z' } else { 'D' };
+    format!("{letter}Unable to run {prog}.\n").into_bytes()
+}
+
+/// A byte string as an argument for a program.
+pub fn os(b: &[u8]) -> &std::ffi::OsStr {
+    std::os::unix::ffi::OsStrExt::from_bytes(b)
+}
+
 /// True when a child was killed by a signal.
 pub fn crashed(st: ExitStatus) -> bool {
     st.signal().is_some()

@@ -6,17 +6,13 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus};
 
-use super::{Deliver, crashed};
+use super::{Deliver, crashed, os, unable_to_run};
 use crate::env;
 
 /// qmail-rspawn's state.
 pub struct Remote {
     /// The qmail home.
     pub home: PathBuf,
-}
-
-fn os(b: &[u8]) -> &std::ffi::OsStr {
-    std::os::unix::ffi::OsStrExt::from_bytes(b)
 }
 
 impl Deliver for Remote {
@@ -43,13 +39,7 @@ impl Deliver for Remote {
             .stdout(out)
             .stderr(err)
             .spawn()
-            .map_err(|e| {
-                if crate::fail::is_temp(&e) {
-                    b"ZUnable to run qmail-remote.\n".to_vec()
-                } else {
-                    b"DUnable to run qmail-remote.\n".to_vec()
-                }
-            })
+            .map_err(|e| unable_to_run(&e, "qmail-remote"))
     }
 
     fn report(&self, st: ExitStatus, s: &[u8]) -> Vec<u8> {

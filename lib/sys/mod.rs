@@ -173,25 +173,16 @@ pub struct Account {
     pub home: Vec<u8>,
 }
 
-/// Looks an account up by name through the C library (so NSS sources count).
-/// `Ok(None)` means there is no such account.
-pub fn account(name: &[u8]) -> io::Result<Option<Account>> {
-    let cname = CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;
+/// Runs a reentrant passwd lookup with a growing buffer and converts its answer.
+fn passwd_lookup(
+    mut call: impl FnMut(&mut libc::passwd, &mut [u8], &mut *mut libc::passwd) -> libc::c_int,
+) -> io::Result<Option<Account>> {
     let mut buf = vec![0u8; 4096];
     loop {
         // SAFETY: a zeroed passwd is a valid out-parameter.
         let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
         let mut out: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer refers to live memory of the stated size.
-        let rc = unsafe {
-            libc::getpwnam_r(
-                cname.as_ptr(),
-                &mut pw,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut out,
-            )
-        };
+        let rc = call(&mut pw, &mut buf, &mut out);
         if rc == libc::ERANGE && buf.len() < 1 << 20 {
             buf.resize(buf.len() * 2, 0);
             continue;
@@ -213,35 +204,22 @@ pub fn account(name: &[u8]) -> io::Result<Option<Account>> {
     }
 }
 
+/// Looks an account up by name through the C library (so NSS sources count).
+/// `Ok(None)` means there is no such account.
+pub fn account(name: &[u8]) -> io::Result<Option<Account>> {
+    let cname = CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;
+    passwd_lookup(|pw, buf, out| {
+        // SAFETY: every pointer refers to live memory of the stated size.
+        unsafe { libc::getpwnam_r(cname.as_ptr(), pw, buf.as_mut_ptr().cast(), buf.len(), out) }
+    })
+}
+
 /// Looks an account up by user id. `Ok(None)` means there is no such account.
 pub fn account_by_uid(id: u32) -> io::Result<Option<Account>> {
-    let mut buf = vec![0u8; 4096];
-    loop {
-        // SAFETY: a zeroed passwd is a valid out-parameter.
-        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut out: *mut libc::passwd = std::ptr::null_mut();
+    passwd_lookup(|pw, buf, out| {
         // SAFETY: every pointer refers to live memory of the stated size.
-        let rc =
-            unsafe { libc::getpwuid_r(id, &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut out) };
-        if rc == libc::ERANGE && buf.len() < 1 << 20 {
-            buf.resize(buf.len() * 2, 0);
-            continue;
-        }
-        if rc != 0 {
-            return Err(io::Error::from_raw_os_error(rc));
-        }
-        if out.is_null() {
-            return Ok(None);
-        }
-        // SAFETY: on success pw_name and pw_dir point to NUL-terminated strings inside buf.
-        let (n, h) = unsafe { (CStr::from_ptr(pw.pw_name), CStr::from_ptr(pw.pw_dir)) };
-        return Ok(Some(Account {
-            name: n.to_bytes().to_vec(),
-            uid: pw.pw_uid,
-            gid: pw.pw_gid,
-            home: h.to_bytes().to_vec(),
-        }));
-    }
+        unsafe { libc::getpwuid_r(id, pw, buf.as_mut_ptr().cast(), buf.len(), out) }
+    })
 }
 
 /// The name of a group id, if it has one.
