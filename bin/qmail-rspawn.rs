@@ -13,6 +13,8 @@ fn main() -> ExitCode {
     prog::run("qmail-rspawn", || {
         let home = env::home();
         let qmailq = Ids::load(&home)?.uid(User::Qmailq)?;
+        // As qmail's tcpto_clean: a fresh start forgets earlier connection timeouts.
+        let _ = sqmail::tcpto::clear(&home);
         std::env::set_current_dir(home.join("queue/mess"))
             .map_err(|e| Failure::temp_io(Kind::Queue, "unable to switch to queue/mess", e))?;
         let mut d = Remote { home };
