@@ -15,4 +15,5 @@ mod queue;
 mod fuzz;
 mod inject;
 mod local;
+mod qmaint;
 mod send;

@@ -11,6 +11,7 @@ use crate::fail::{Failure, Kind, Result};
 
 pub mod client;
 pub mod inject;
+pub mod maint;
 
 pub mod scan;
 
