@@ -12,7 +12,7 @@ RUNDIR = $(CURDIR)/run
 
 # Debian packages the tests drive as independent peers.
 TEST_PACKAGES = tinycdb freecdb ucspi-tcp daemontools mandoc util-linux openssl python3 swaks libnet-ssleay-perl libio-socket-ssl-perl dnsmasq-base
-BENCH_PACKAGES = hyperfine ucspi-tcp
+BENCH_PACKAGES = hyperfine ucspi-tcp postfix
 
 .PHONY: all build test check deps lint man-lint fuzz-smoke fuzz setup run bench clean
 
@@ -86,8 +86,10 @@ run: build
 	wait $$send
 
 bench: build
-	@dpkg -s $(BENCH_PACKAGES) >/dev/null 2>&1 || apt-get install -y $(BENCH_PACKAGES) >/dev/null
+	@dpkg -s $(BENCH_PACKAGES) >/dev/null 2>&1 || { echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y $(BENCH_PACKAGES) >/dev/null; }
 	python3 bench/inject.py $(RELEASE)
+	python3 bench/local.py $(RELEASE)
 	$(CARGO) build --release --locked -p ucspi
 	python3 bench/sslserver.py $(RELEASE)
 	python3 bench/tcpserver.py $(RELEASE)

@@ -15,5 +15,6 @@ mod queue;
 mod fuzz;
 mod inject;
 mod local;
+mod privsep;
 mod qmaint;
 mod send;
