@@ -31,6 +31,8 @@ fn main() -> ExitCode {
         let log = to_send
             .try_clone()
             .map_err(|e| Failure::temp_io(Kind::System, "unable to dup fd 1", e))?;
+        let queue = std::fs::File::open(".")
+            .map_err(|e| Failure::temp_io(Kind::Queue, "unable to open the queue directory", e))?;
         Ok::<_, Failure>(Daemon {
             home,
             layout,
@@ -38,6 +40,8 @@ fn main() -> ExitCode {
             to_send: log,
             to_clean,
             from_clean,
+            queue,
+            trouble: false,
         })
     })();
     let result = started.and_then(Daemon::run);

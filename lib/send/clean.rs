@@ -9,7 +9,6 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use crate::queue::Layout;
-use crate::sys;
 
 /// Files in the queue untouched this long are garbage (qmail's OSSIFIED, 36 hours).
 pub const OSSIFIED_SECS: u64 = 129_600;
@@ -58,11 +57,9 @@ pub fn perform(layout: &Layout, r: Request) -> io::Result<()> {
         }
         Request::Todo(id) => {
             unlink(&layout.rel("intd", id))?;
-            let todo = layout.rel("todo", id);
-            unlink(&todo)?;
-            // A lost unlink would bring the message back to qmail-todo, which would
-            // deliver it again: make the removal durable before answering.
-            sys::fsync_dir(todo.parent().unwrap_or(Path::new(".")))
+            // qmail-todo syncs the file system after a batch of these removals, before
+            // qmail-send hears of the messages.
+            unlink(&layout.rel("todo", id))
         }
     }
 }

@@ -23,6 +23,10 @@ use crate::sys::proc::{Ready, Signal};
 
 /// todo/ is rescanned at least this often even without a trigger (qmail's SLEEP_TODO).
 pub const SLEEP_TODO: i64 = 1500;
+/// Seconds before todo/ is looked at again after trouble with a message.
+pub const SLEEP_SYSFAIL: i64 = 123;
+/// Messages preprocessed between two syncs of the queue's file system.
+pub const BATCH: usize = 64;
 
 /// Reads the rewriting rules from the control files.
 pub fn rules(home: &Path) -> Result<Rewrite> {
@@ -71,8 +75,10 @@ fn unlink(p: &Path) -> io::Result<()> {
     }
 }
 
-/// Writes info/, local/ and remote/ for message `id` from its todo file, durably. Returns
-/// the channels used and the log lines to report. Runs in the queue directory.
+/// Writes info/, local/ and remote/ for message `id` from its todo file. Returns the
+/// channels used and the log lines to report. Runs in the queue directory. Nothing is
+/// durable yet: the caller syncs the file system once for a whole batch before the todo
+/// files go.
 pub fn preprocess(
     layout: &Layout,
     rw: &Rewrite,
@@ -147,21 +153,15 @@ pub fn preprocess(
             _ => return Err(warn("unknown record type in", &todo)),
         }
     }
-    let mut dirs: Vec<PathBuf> = Vec::with_capacity(3);
-    finish(info_out, &info).map_err(|_| warn("trouble fsyncing", &info))?;
-    dirs.push(parent(&info));
+    flush(info_out).map_err(|_| warn("trouble writing to", &info))?;
     let mut used = [false, false];
     for (c, out) in outs.into_iter().enumerate() {
         if let (Some(out), Some(path)) = (out, chan.get(c)) {
-            finish(out, path).map_err(|_| warn("trouble fsyncing", path))?;
-            dirs.push(parent(path));
+            flush(out).map_err(|_| warn("trouble writing to", path))?;
             if let Some(u) = used.get_mut(c) {
                 *u = true;
             }
         }
-    }
-    for d in &dirs {
-        sys::fsync_dir(d).map_err(|_| warn("trouble fsyncing", d))?;
     }
     Ok((
         Channels {
@@ -172,13 +172,10 @@ pub fn preprocess(
     ))
 }
 
-fn parent(p: &Path) -> PathBuf {
-    p.parent().unwrap_or(Path::new(".")).to_path_buf()
-}
-
-fn finish(out: BufWriter<File>, _p: &Path) -> io::Result<()> {
-    let f = out.into_inner().map_err(io::IntoInnerError::into_error)?;
-    f.sync_all()
+fn flush(out: BufWriter<File>) -> io::Result<()> {
+    out.into_inner()
+        .map_err(io::IntoInnerError::into_error)
+        .map(drop)
 }
 
 /// The ids waiting in todo/, in directory order.
@@ -209,6 +206,10 @@ pub struct Daemon {
     pub to_clean: File,
     /// Pipe from qmail-clean (fd 3).
     pub from_clean: File,
+    /// The queue directory, for syncing its file system.
+    pub queue: File,
+    /// Set when a message could not be preprocessed: todo/ is looked at again soon.
+    pub trouble: bool,
 }
 
 impl Daemon {
@@ -301,10 +302,13 @@ impl Daemon {
                 }
                 next_scan = now + SLEEP_TODO;
             }
-            if let Some(id) = pending.pop()
-                && !self.one(&rw, id)
-            {
+            if !pending.is_empty() && !self.batch(&rw, &mut pending) {
                 break;
+            }
+            if std::mem::take(&mut self.trouble) {
+                // qmail waits for the next trigger or the 25-minute scan; a message that
+                // failed for a passing reason should not wait that long.
+                next_scan = next_scan.min(crate::date::now() + SLEEP_SYSFAIL);
             }
         }
         let _ = self.say(b"X\0");
@@ -320,28 +324,67 @@ impl Daemon {
         }
     }
 
-    /// Preprocesses one message; false when qmail-send or qmail-clean is gone.
-    fn one(&mut self, rw: &Rewrite, id: u64) -> bool {
-        match preprocess(&self.layout, rw, id) {
-            Err(w) => self.log(w.as_bytes()),
-            Ok((chans, logs)) => {
-                if !self.clean(id) {
-                    self.log(
-                        format!("warning: qmail-clean unable to clean up todo/{id}\n").as_bytes(),
-                    );
-                    return true;
-                }
-                for l in logs {
-                    if !self.log(&l) {
+    /// Preprocesses up to [`BATCH`] messages with two file-system syncs in all: one makes
+    /// their info/, local/ and remote/ files durable before qmail-clean removes their todo
+    /// files, the other makes those removals durable before qmail-send hears of the
+    /// messages (a todo file that came back after a crash would be delivered again).
+    /// False when qmail-send or qmail-clean is gone.
+    fn batch(&mut self, rw: &Rewrite, pending: &mut Vec<u64>) -> bool {
+        let mut done = Vec::with_capacity(BATCH);
+        while done.len() < BATCH {
+            let Some(id) = pending.pop() else { break };
+            match preprocess(&self.layout, rw, id) {
+                Ok((chans, logs)) => done.push((id, chans, logs)),
+                Err(w) => {
+                    self.trouble = true;
+                    if !self.log(w.as_bytes()) {
                         return false;
                     }
                 }
-                let mut rec = vec![b'D', chans.letter()];
-                rec.extend_from_slice(id.to_string().as_bytes());
-                rec.push(0);
-                self.say(&rec)
             }
         }
+        if let Err(e) = sys::proc::syncfs(&self.queue) {
+            self.trouble = true;
+            let w = format!(
+                "warning: qmail-todo: trouble syncing the queue: {}\n",
+                sys::strerror(&e)
+            );
+            return self.log(w.as_bytes());
+        }
+        let mut cleaned = Vec::with_capacity(done.len());
+        for (id, chans, logs) in done {
+            if self.clean(id) {
+                cleaned.push((id, chans, logs));
+                continue;
+            }
+            self.trouble = true;
+            let w = format!("warning: qmail-clean unable to clean up todo/{id}\n");
+            if !self.log(w.as_bytes()) {
+                return false;
+            }
+        }
+        if let Err(e) = sys::proc::syncfs(&self.queue) {
+            self.trouble = true;
+            let w = format!(
+                "warning: qmail-todo: trouble syncing the queue: {}\n",
+                sys::strerror(&e)
+            );
+            return self.log(w.as_bytes());
+        }
+        for (id, chans, logs) in cleaned {
+            for l in logs {
+                if !self.log(&l) {
+                    return false;
+                }
+            }
+            let mut rec = vec![b'D', chans.letter()];
+            rec.extend_from_slice(id.to_string().as_bytes());
+            rec.push(0);
+            if !self.say(&rec) {
+                return false;
+            }
+        }
+        true
     }
 }
 

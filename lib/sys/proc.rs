@@ -243,3 +243,13 @@ pub fn child_pipe() -> io::Result<std::fs::File> {
     unsafe { libc::sigaction(libc::SIGCHLD, &sa, std::ptr::null_mut()) };
     Ok(std::fs::File::from(std::os::fd::OwnedFd::from(r)))
 }
+
+/// Flushes every file and directory of the file system holding `f` to stable storage
+/// (syncfs(2)): one call where a batch of files and links would need one fsync each.
+pub fn syncfs(f: &std::fs::File) -> io::Result<()> {
+    // SAFETY: the descriptor is owned by `f` and open for the call.
+    if unsafe { libc::syncfs(f.as_raw_fd()) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
