@@ -552,3 +552,102 @@ fn full_disk_under_the_maildir_defers_and_loses_nothing() {
         "no partial files left in tmp/"
     );
 }
+
+/// sendmail → queue → qmail-send → qmail-local for every kind of local destination: an
+/// mbox, a program, a forward, a virtual-domain user and an extension address; and the
+/// remote channel through qmail-rspawn with a stand-in for qmail-remote (`QMAILREMOTE`),
+/// which exists only in this test.
+#[test]
+fn sendmail_reaches_mbox_program_forward_virtual_extension_and_remote() {
+    let o = Owned::new();
+    o.inst.control("virtualdomains", b"virt.example:vv\n");
+    o.file("alias/.qmail-mb", b"./mbox\n", 0o644);
+    o.file("alias/mbox", b"", 0o600);
+    o.file(
+        "alias/.qmail-prog",
+        b"|cat > prog.out; echo \"$RECIPIENT $EXT\" >> prog.out\n",
+        0o644,
+    );
+    o.file("alias/.qmail-fwd", b"&bob@test.example\n", 0o644);
+    o.file("alias/.qmail-bob", b"./bob/Maildir/\n", 0o644);
+    o.file("alias/.qmail-bob-default", b"./bob/Maildir/\n", 0o644);
+    o.file("alias/.qmail-vv-joe", b"./joe/Maildir/\n", 0o644);
+    let bob = o.maildir("alias/bob/Maildir");
+    let joe = o.maildir("alias/joe/Maildir");
+    let remote_log = o.inst.home.join("alias/remote.log");
+    o.file(
+        "bin/remote-stand-in",
+        format!(
+            "#!/bin/sh\necho \"$1 $2 $3\" >> {}\nprintf 'rAccepted by the stand-in\\0Kok\\0'\n",
+            remote_log.display()
+        )
+        .as_bytes(),
+        0o755,
+    );
+    let d = Daemons::start(&o.inst, &[("QMAILREMOTE", "bin/remote-stand-in")]);
+    let msg = b"From: sender@example.org\nTo: mb@test.example, prog@test.example, fwd@test.example,\n joe@virt.example, bob-ext@test.example, far@remote.example\nSubject: all\n\nbody\n";
+    let mut c = o.inst.cmd("sendmail");
+    c.args(["-t", "-f", "sender@example.org"]);
+    let out = crate::harness::run_with(c, msg, 20);
+    assert!(
+        out.status.success(),
+        "sendmail: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bobs = wait_for(20, || Some(maildir_new(&bob)).filter(|v| v.len() == 2))
+        .unwrap_or_else(|| panic!("log:\n{}", d.log_text()));
+    let joes = wait_for(20, || maildir_new(&joe).pop())
+        .unwrap_or_else(|| panic!("log:\n{}", d.log_text()));
+    assert!(
+        wait_for(20, || queue_is_empty(&o).then_some(())).is_some(),
+        "log:\n{}",
+        d.log_text()
+    );
+    // The copy that arrived by way of the forward carries both Delivered-To lines and no
+    // Return-Path of its own beyond the final one.
+    let texts: Vec<String> = bobs
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    assert!(
+        texts.iter().any(|t| t.starts_with(
+            "Return-Path: <sender@example.org>\nDelivered-To: bob-ext@test.example\n"
+        )),
+        "{texts:?}"
+    );
+    assert!(
+        texts.iter().any(|t| t
+            .starts_with("Return-Path: <sender@example.org>\nDelivered-To: bob@test.example\n")
+            && t.contains("\nDelivered-To: fwd@test.example\n")),
+        "{texts:?}"
+    );
+    let j = String::from_utf8_lossy(&joes).into_owned();
+    assert!(
+        j.starts_with("Return-Path: <sender@example.org>\nDelivered-To: vv-joe@virt.example\n"),
+        "{j}"
+    );
+    let mbox = String::from_utf8_lossy(&std::fs::read(o.inst.home.join("alias/mbox")).unwrap())
+        .into_owned();
+    assert!(mbox.starts_with("From sender@example.org "), "{mbox}");
+    assert!(
+        mbox.contains("\nReturn-Path: <sender@example.org>\nDelivered-To: mb@test.example\n"),
+        "{mbox}"
+    );
+    assert!(mbox.ends_with("\nbody\n\n"), "{mbox}");
+    let prog = String::from_utf8_lossy(&std::fs::read(o.inst.home.join("alias/prog.out")).unwrap())
+        .into_owned();
+    assert!(
+        prog.contains("Subject: all\n\nbody\nprog@test.example prog\n"),
+        "{prog}"
+    );
+    assert!(
+        !prog.contains("Delivered-To:"),
+        "a program gets the message without the new lines: {prog}"
+    );
+    let r = std::fs::read_to_string(&remote_log).unwrap();
+    assert_eq!(r, "remote.example sender@example.org far@remote.example\n");
+    let log = d.log_text();
+    assert!(log.contains(" to remote far@remote.example\n"), "{log}");
+    // qmail-rspawn joins the recipient's and the message's texts, as qmail's does.
+    assert!(log.contains(": success: Accepted_by_the_stand-inok\n"), "{log}");
+}

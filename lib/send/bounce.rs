@@ -220,4 +220,35 @@ This is a permanent error; I've given up. Sorry it didn't work out.\n\n"
             b"--- Below this line is the original bounce.\n\nReturn-Path: <>\n"
         );
     }
+
+    #[test]
+    fn bouncemaxbytes_cuts_the_copy_and_says_so() {
+        let p = std::env::temp_dir().join(format!("sqmail-bounce-{}", std::process::id()));
+        std::fs::write(&p, b"Subject: x\n\n0123456789\n").unwrap();
+        let copy = |max| {
+            let b = Bounce {
+                from: b"M",
+                host: b"h",
+                to: b"t",
+                sender: b"s",
+                now: 0,
+                max_bytes: max,
+            };
+            let mut out = Vec::new();
+            b.copy(&p, &mut |c| out.extend_from_slice(c)).unwrap();
+            out
+        };
+        assert_eq!(copy(0), b"Subject: x\n\n0123456789\n");
+        assert_eq!(
+            copy(23),
+            b"Subject: x\n\n0123456789\n",
+            "exactly the limit: no note"
+        );
+        assert_eq!(
+            copy(15),
+            b"Subject: x\n\n012\n--- Rest of message truncated.\n"
+        );
+        assert_eq!(copy(12), b"Subject: x\n\n--- Rest of message truncated.\n");
+        std::fs::remove_file(p).unwrap();
+    }
 }
