@@ -649,5 +649,8 @@ fn sendmail_reaches_mbox_program_forward_virtual_extension_and_remote() {
     let log = d.log_text();
     assert!(log.contains(" to remote far@remote.example\n"), "{log}");
     // qmail-rspawn joins the recipient's and the message's texts, as qmail's does.
-    assert!(log.contains(": success: Accepted_by_the_stand-inok\n"), "{log}");
+    assert!(
+        log.contains(": success: Accepted_by_the_stand-inok\n"),
+        "{log}"
+    );
 }
