@@ -73,6 +73,7 @@ def main():
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "target")
     os.makedirs(root, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix="bench-inject-", dir=root)
+    os.chmod(scratch, 0o755)  # the queue's account must reach the instance
     try:
         home = os.path.join(scratch, "qmail")
         subprocess.run([os.path.join(programs, "sqmail-setup"), "-s", "-l", "-m", "localhost",
