@@ -62,11 +62,12 @@ fuzz-smoke fuzz:
 setup: build
 	$(RELEASE)/sqmail-setup $(if $(SINGLEUSER),-s) -p $(RELEASE) $(QMAILHOME)
 
-# The embedded default: a private single-user instance under ./run. qmail-send and its
+# The embedded default: a private single-user instance under ./run (mail for @localhost is
+# local: qmail-inject completes it to localhost.localdomain, control/me). qmail-send and its
 # helpers run in the foreground with the log on the terminal; a welcome message is queued
 # and delivered to a Maildir; Ctrl-C stops everything. It grows with the servers.
 run: build
-	@$(RELEASE)/sqmail-setup -s -l -m localhost -p $(RELEASE) $(RUNDIR)/qmail
+	@$(RELEASE)/sqmail-setup -s -l -m localhost.localdomain -p $(RELEASE) $(RUNDIR)/qmail
 	@set -e; home=$(RUNDIR)/qmail; me=$$(id -un); \
 	owner=$$(sed -n 1p $$home/control/conf-users); \
 	md=$$home/alias/$$me/Maildir; \
