@@ -22,6 +22,7 @@ build:
 	$(CARGO) build --release --locked
 
 deps:
+	@apt-cache show ucspi-tcp-ipv6 >/dev/null 2>&1 || apt-get update >/dev/null
 	@missing=""; for p in $(TEST_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

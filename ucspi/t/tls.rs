@@ -673,3 +673,116 @@ fn sslclient_against_openssl_s_server() {
     let t = text(&o);
     assert!(t.contains("banner from s_server"), "{t}");
 }
+
+const PY_MANY: &str = r#"
+import socket, ssl, sys, threading
+port, ca, total, nthreads, every = (int(sys.argv[1]), sys.argv[2], int(sys.argv[3]),
+                                     int(sys.argv[4]), int(sys.argv[5]))
+ctx = ssl.create_default_context(cafile=ca)
+lock = threading.Lock()
+counts = {"full": 0, "bare": 0}
+errors = []
+def work(t):
+    for i in range(t, total, nthreads):
+        try:
+            raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+            if i % every == 0:
+                with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                    data = b""
+                    while True:
+                        d = s.recv(100)
+                        if not d: break
+                        data += d
+                    if data != b"x\n":
+                        raise Exception("read %r" % data)
+                key = "full"
+            else:
+                raw.close()
+                key = "bare"
+            with lock:
+                counts[key] += 1
+        except Exception as e:
+            with lock:
+                errors.append("%d: %s %s" % (i, type(e).__name__, e))
+threads = [threading.Thread(target=work, args=(t,)) for t in range(nthreads)]
+for t in threads: t.start()
+for t in threads: t.join()
+print("FULL", counts["full"], "BARE", counts["bare"], "ERRORS", len(errors))
+for e in errors[:10]: print(e)
+"#;
+
+/// Waits up to a minute for the server's log to satisfy `f`.
+fn wait_log(s: &Server, what: &str, f: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let log = s.log();
+        if f(&log) {
+            return log;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waiting for {what}: {}",
+            log.lines().rev().take(20).collect::<Vec<_>>().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// 10,000 connections from 8 client threads: every 20th completes a TLS handshake and reads
+/// the program's output, the others close right after connecting (each still takes an
+/// engine process, which sees the end of input before any handshake). Afterwards the
+/// server has the descriptors it had after its first connection and no child left.
+#[test]
+fn ten_thousand_connections_leave_no_zombie_and_no_descriptor() {
+    const TOTAL: usize = 10_000;
+    const EVERY: usize = 20;
+    let pki = Pki::new();
+    let s = Server::start(&pki, &["-v", "-R", "-c", "64"], &[], &["echo", "x"]);
+    let pid = s.child.id();
+    let first = text(&python(
+        PY_MANY,
+        &[&s.port.to_string(), &pki.p("ca.pem"), "1", "1", "1"],
+    ));
+    assert!(
+        first.contains("FULL 1 BARE 0 ERRORS 0"),
+        "{first}\n{}",
+        s.log()
+    );
+    wait_log(&s, "the first connection to end", |l| {
+        l.matches("sslserver: end ").count() == 1 && l.ends_with("status: 0/64\n")
+    });
+    let before = crate::tcp::server::fds(pid);
+    let o = python(
+        PY_MANY,
+        &[
+            &s.port.to_string(),
+            &pki.p("ca.pem"),
+            &TOTAL.to_string(),
+            "8",
+            &EVERY.to_string(),
+        ],
+    );
+    let t = text(&o);
+    let full = TOTAL.div_ceil(EVERY);
+    assert!(
+        t.contains(&format!("FULL {full} BARE {} ERRORS 0", TOTAL - full)),
+        "{t}"
+    );
+    let log = wait_log(&s, "all connections to end", |l| {
+        l.matches("sslserver: end ").count() == TOTAL + 1 && l.ends_with("status: 0/64\n")
+    });
+    assert_eq!(
+        crate::tcp::server::fds(pid),
+        before,
+        "descriptors of the server"
+    );
+    let left = crate::tcp::server::children(pid);
+    assert!(left.is_empty(), "children left: {left:?}");
+    let most = log
+        .lines()
+        .filter_map(|l| l.strip_prefix("sslserver: status: "))
+        .filter_map(|l| l.split('/').next()?.parse::<u32>().ok())
+        .max()
+        .unwrap();
+    assert!(most <= 64, "never more than -c children: {most}");
+}

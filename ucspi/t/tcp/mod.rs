@@ -5,7 +5,7 @@
 mod client;
 mod docs;
 mod rules;
-mod server;
+pub mod server;
 mod tools;
 
 use std::io::{Read, Write};

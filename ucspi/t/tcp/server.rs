@@ -344,7 +344,7 @@ fn a_silent_client_does_not_hold_up_others() {
 }
 
 /// The processes whose parent is `pid`.
-fn children(pid: u32) -> Vec<(u32, char)> {
+pub fn children(pid: u32) -> Vec<(u32, char)> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
@@ -362,7 +362,8 @@ fn children(pid: u32) -> Vec<(u32, char)> {
     out
 }
 
-fn fds(pid: u32) -> HashSet<String> {
+/// The descriptors of `pid` as "number target", sockets without their inode.
+pub fn fds(pid: u32) -> HashSet<String> {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .flatten()
@@ -576,5 +577,95 @@ fn usage_and_fatal_errors_match_djb() {
             String::from_utf8_lossy(&b.stderr),
             "{args:?}"
         );
+    }
+}
+
+/// A program from Debian's ucspi-tcp-ipv6 (DJB's 0.88 with the IPv6 patch). The package
+/// conflicts with ucspi-tcp, so its .deb is fetched with `apt-get download` and unpacked
+/// under the target directory; a failed download fails the test.
+fn theirs_ipv6(name: &str) -> std::path::PathBuf {
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ucspi-tcp-ipv6");
+    let bin = cache.join("usr/bin").join(name);
+    if bin.exists() {
+        return bin;
+    }
+    let d = Scratch::new("ipv6-deb");
+    let o = Command::new("apt-get")
+        .args(["download", "ucspi-tcp-ipv6"])
+        .current_dir(&d.0)
+        .output()
+        .expect("apt-get is needed to fetch the peer ucspi-tcp-ipv6");
+    assert!(
+        o.status.success(),
+        "peer ucspi-tcp-ipv6 is missing: `apt-get download ucspi-tcp-ipv6` failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let deb = std::fs::read_dir(&d.0)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .expect("apt-get download left no .deb");
+    let unpacked = d.path("x");
+    let o = Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&deb)
+        .arg(&unpacked)
+        .output()
+        .expect("dpkg-deb is needed to unpack ucspi-tcp-ipv6");
+    assert!(
+        o.status.success(),
+        "dpkg-deb -x failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Another test may have won the race; either copy will do.
+    let _ = std::fs::rename(&unpacked, &cache);
+    assert!(bin.exists(), "{} is not in ucspi-tcp-ipv6", bin.display());
+    bin
+}
+
+#[test]
+fn ipv6_program_environment_and_status_lines_match_djbs_ipv6_tcpserver() {
+    let dns = FakeDns::start(&[(IpAddr::V6(Ipv6Addr::LOCALHOST), "six.example.")], &[]);
+    let d = Scratch::new("six-djb");
+    let rules = "::1:allow,SIX=\"yes\"\n:deny\n";
+    let cdb_theirs = compile_rules(&theirs_ipv6("tcprules"), &d, "t.cdb", rules);
+    let cdb_ours = compile_rules(&ours("tcprules"), &d, "o.cdb", rules);
+    let dnsip = dns.ip.to_string();
+    let env = [
+        ("PATH", "/usr/bin:/bin"),
+        ("DNSCACHEIP", dnsip.as_str()),
+        ("MARKER", "kept"),
+    ];
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["-v", "-R", "-H", "-l", "0"],
+        vec!["-v", "-R"],
+        vec!["-v", "-R", "-p"],
+        vec!["-v", "-R", "-l", "named.local"],
+        vec!["-v", "-R", "-x", "RULES"],
+        vec!["-v", "-R", "-H", "-x", "RULES"],
+    ];
+    let six = IpAddr::V6(Ipv6Addr::LOCALHOST);
+    for opts in cases {
+        let prog = ["/usr/bin/env"];
+        // Each server reads rules compiled by its own tcprules: the two write IPv6 keys
+        // differently (ucspi-tcp-ipv6 keeps "::1" as written, ours expands it).
+        let with = |cdb: &str| -> Vec<String> {
+            opts.iter()
+                .map(|o| if *o == "RULES" { cdb } else { o }.to_string())
+                .collect()
+        };
+        let (ao, bo) = (with(&cdb_ours), with(&cdb_theirs));
+        let ao: Vec<&str> = ao.iter().map(String::as_str).collect();
+        let bo: Vec<&str> = bo.iter().map(String::as_str).collect();
+        let (a, la) = one(&ours("tcpserver"), &ao, six, None, &prog, &env);
+        let (b, lb) = one(&theirs_ipv6("tcpserver"), &bo, six, None, &prog, &env);
+        assert_eq!(env_lines(&a), env_lines(&b), "{opts:?}");
+        assert_eq!(la, lb, "{opts:?}");
+        assert!(
+            env_lines(&a).contains(&"PROTO=TCP6".to_string()),
+            "{opts:?}"
+        );
+        assert!(env_lines(&a).contains(&"MARKER=kept".to_string()));
     }
 }
