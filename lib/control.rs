@@ -140,6 +140,11 @@ pub const FILES: &[(&str, Form, &str)] = &[
         "qmail-remote: seconds to wait for a connection",
     ),
     (
+        "timeoutlocal",
+        Form::Int(86_400),
+        "qmail-local: seconds a |program may run",
+    ),
+    (
         "timeoutremote",
         Form::Int(1200),
         "qmail-remote: seconds to wait for a reply",

@@ -654,3 +654,35 @@ fn sendmail_reaches_mbox_program_forward_virtual_extension_and_remote() {
         "{log}"
     );
 }
+
+/// A |program that hangs is stopped after control/timeoutlocal seconds, with everything it
+/// started, and the delivery is deferred with a clear text; nothing is lost.
+#[test]
+fn hanging_program_is_stopped_and_deferred() {
+    let o = Owned::new();
+    o.inst.control("timeoutlocal", b"1\n");
+    o.file(
+        "alias/.qmail-slow",
+        b"|sleep 60; echo never > late.out\n",
+        0o644,
+    );
+    let d = Daemons::start(&o.inst, &[]);
+    let (code, _) = qmail_queue(
+        &o.inst,
+        MSG,
+        &encode(b"bob@test.example", &[b"slow@test.example"]),
+    );
+    assert_eq!(code, 0);
+    let want = ": deferral: Timeout_on_program_delivery:_no_result_after_1_seconds._(#4.3.0)/\n";
+    assert!(
+        wait_for(20, || d.log_text().contains(want).then_some(())).is_some(),
+        "log:\n{}",
+        d.log_text()
+    );
+    assert_eq!(
+        o.inst.queue_dir("info").len(),
+        1,
+        "the message stays queued"
+    );
+    assert!(!o.inst.home.join("alias/late.out").exists());
+}

@@ -235,6 +235,7 @@ pub fn run(
     home: &Path,
     env: &Environment,
     budget: &mut usize,
+    limit: std::time::Duration,
 ) -> Result<Exit, Failure> {
     let fork = |e: std::io::Error| temp(format!("Unable to fork: {}. (#4.3.0)", sys::strerror(&e)));
     let (mut out_r, out_w) = std::io::pipe().map_err(fork)?;
@@ -246,6 +247,9 @@ pub fn run(
         .stdout(Stdio::from(out_w.try_clone().map_err(fork)?))
         .stderr(Stdio::from(out_w));
     env.apply(&mut c);
+    // Its own process group, so that a program that outstays `limit` goes with everything
+    // it started.
+    std::os::unix::process::CommandExt::process_group(&mut c, 0);
     let spawned = c.spawn();
     drop(c);
     let mut child = spawned.map_err(|e| {
@@ -254,8 +258,28 @@ pub fn run(
             sys::strerror(&e)
         ))
     })?;
+    let deadline = std::time::Instant::now() + limit;
     let mut buf = [0u8; 4096];
     loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            let _ = sys::proc::kill_group(child.id());
+            let _ = child.wait();
+            return Err(temp(format!(
+                "Timeout on program delivery: no result after {} seconds. (#4.3.0)",
+                limit.as_secs()
+            )));
+        }
+        let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX).max(1);
+        let want = sys::proc::Ready {
+            read: true,
+            write: false,
+        };
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&out_r);
+        let ready = sys::proc::poll(&[(fd, want)], ms).map_err(fork)?;
+        if !ready.first().is_some_and(|r| r.read) {
+            continue;
+        }
         match out_r.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {

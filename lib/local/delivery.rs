@@ -337,7 +337,8 @@ impl Run<'_> {
     fn program(&mut self, c: &[u8]) -> Result<Exit, Failure> {
         rewind(self.message)?;
         let home = os(&self.args.home);
-        match command::run(c, self.message, home, &self.env, &mut self.budget)? {
+        let limit = std::time::Duration::from_secs(program_limit());
+        match command::run(c, self.message, home, &self.env, &mut self.budget, limit)? {
             Exit::Perm => Err(Failure::perm(Kind::Input, "")),
             Exit::Temp => Err(temp("")),
             ok => Ok(ok),
@@ -383,3 +384,15 @@ pub fn forward(
         .map_err(|r| forward_failure(&r))?;
     Ok(qp)
 }
+
+/// `control/timeoutlocal`: seconds a `|program` line may run (default one day). The
+/// control directory is world-readable, so qmail-local reads it as the recipient.
+fn program_limit() -> u64 {
+    crate::control::Control::open(&crate::env::home())
+        .and_then(|c| c.int("timeoutlocal", TIMEOUT_LOCAL_SECS))
+        .unwrap_or(TIMEOUT_LOCAL_SECS)
+        .max(1)
+}
+
+/// The default for `control/timeoutlocal`.
+pub const TIMEOUT_LOCAL_SECS: u64 = 86_400;

@@ -253,3 +253,14 @@ pub fn syncfs(f: &std::fs::File) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Kills a whole process group (a delivery program and everything it started) with
+/// SIGKILL.
+pub fn kill_group(pgid: u32) -> io::Result<()> {
+    let pgid = libc::pid_t::try_from(pgid).map_err(|_| io::ErrorKind::InvalidInput)?;
+    // SAFETY: kill takes plain integers; a negative pid names a process group.
+    if unsafe { libc::kill(-pgid, libc::SIGKILL) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
