@@ -17,7 +17,6 @@ pub mod server;
 pub mod sslclient;
 pub mod sslengine;
 pub mod sslopts;
-pub mod sslrules;
 pub mod sslserver;
 pub mod tlsconf;
 pub mod tlsenv;

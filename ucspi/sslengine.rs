@@ -33,7 +33,7 @@ use sqmail::sys::proc::{Signal, kill, map_fds, set_nonblocking};
 
 use crate::sslopts::Opts;
 use crate::tlsconf::{self, ClientCert, ServerFiles};
-use crate::{sslrules, tlsenv, tlsio, ucspitls, x509};
+use crate::{rules, tlsenv, tlsio, ucspitls, x509};
 
 /// The program's fd for decrypted data (`SSLREADFD`) under `-n`.
 pub const READ_FD: i32 = 3;
@@ -325,16 +325,24 @@ pub fn run(o: &Opts) -> i32 {
     let mut edits = env_edits(o, &peer);
     let mut deny = false;
     if let Some(path) = &o.rules {
-        match sslrules::lookup(
-            path,
-            &remote.0.to_string(),
-            peer.remotehost.as_deref(),
-            None,
-        ) {
-            Ok(Some(d)) => {
+        // The same lookup as tcpserver's (ucspi-tcp's order plus CIDR and IPv6 keys).
+        let found = rules::open(std::path::Path::new(path)).and_then(|db| match db {
+            Some(db) => rules::lookup(
+                &db,
+                &rules::ip_text(remote.0),
+                peer.remotehost.as_deref().map(str::as_bytes),
+                None,
+            )
+            .map(|f| Some(f.map(|f| rules::decide(&f.data)))),
+            None => Ok(None),
+        });
+        match found {
+            Ok(Some(Some(d))) => {
                 deny = d.deny;
-                edits.extend(d.vars.into_iter().map(|(k, v)| (k, Some(v))));
+                let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+                edits.extend(d.env.into_iter().map(|(k, v)| (text(k), Some(text(v)))));
             }
+            Ok(Some(None)) => {}
             Ok(None) if o.allow_norules => {}
             Ok(None) => return drop_msg(&format!("unable to read {path}: file does not exist")),
             Err(e) => {
