@@ -686,3 +686,48 @@ fn hanging_program_is_stopped_and_deferred() {
     );
     assert!(!o.inst.home.join("alias/late.out").exists());
 }
+
+/// A channel file with a record longer than any qmail-queue writes is corrupt: qmail-send
+/// says so and keeps the message, instead of taking the record for the end of the file and
+/// dropping the recipients after it.
+#[test]
+fn overlong_channel_record_keeps_the_message() {
+    let o = Owned::new();
+    let q = o.inst.home.join("queue");
+    let pidfile = q.join("pid/keep");
+    std::fs::write(&pidfile, b"").unwrap();
+    let id = std::fs::metadata(&pidfile).unwrap().ino();
+    let m = q.join(format!("mess/{}/{id}", id % 23));
+    std::fs::rename(&pidfile, &m).unwrap();
+    std::fs::write(&m, b"Subject: x\n\nx\n").unwrap();
+    let long = [
+        &b"T"[..],
+        &vec![b'a'; 1500],
+        b"@test.example\0Tbob@test.example\0",
+    ]
+    .concat();
+    for (dir, body) in [("info", &b"Fs@example.org\0"[..]), ("local", &long)] {
+        let p = q.join(format!("{dir}/{}/{id}", id % 23));
+        std::fs::write(&p, body).unwrap();
+        if sqmail::sys::euid() == 0 {
+            std::os::unix::fs::chown(&p, Some(o.uid), Some(o.gid)).unwrap();
+            std::os::unix::fs::chown(&m, Some(o.uid), Some(o.gid)).unwrap();
+        }
+    }
+    let mut d = Daemons::start(&o.inst, &[]);
+    let want = format!(
+        "warning: record too long in local/{}/{id}; will try again later\n",
+        id % 23
+    );
+    assert!(
+        wait_for(20, || d.log_text().contains(&want).then_some(())).is_some(),
+        "log:\n{}",
+        d.log_text()
+    );
+    d.stop();
+    assert!(
+        q.join(format!("local/{}/{id}", id % 23)).exists(),
+        "the recipients are kept"
+    );
+    assert!(!d.log_text().contains("end msg"), "{}", d.log_text());
+}

@@ -73,6 +73,7 @@ struct TodoLink {
     to: File,
     from: File,
     alive: bool,
+    told_exit: bool,
     buf: Vec<u8>,
 }
 
@@ -159,6 +160,7 @@ impl Send {
             to: fd(7)?,
             from: fd(8)?,
             alive: true,
+            told_exit: false,
             buf: Vec::new(),
         };
         let (clean_to, clean_from) = (fd(5)?, fd(6)?);
@@ -663,6 +665,17 @@ impl Send {
                 self.chans[c].pass = None;
                 self.job_close(j);
             }
+            // A record that fills the whole bound is corrupt, not the end of the file:
+            // taking it for the end would drop the recipients after it.
+            Ok(n) if n as u64 == ADDR_MAX as u64 + 2 && line.last() != Some(&0) => {
+                let msg = format!(
+                    "warning: record too long in {}; will try again later\n",
+                    self.rel(CHAN_DIR[c], id).display()
+                );
+                self.logl(&[msg.as_bytes()]);
+                self.chans[c].pass = None;
+                self.job_close(j);
+            }
             Ok(_) if line.last() != Some(&0) => {
                 self.chans[c].pass = None;
                 if let Some(job) = self.jobs.get_mut(j).and_then(Option::as_mut) {
@@ -993,7 +1006,10 @@ impl Send {
                 self.del_status();
             }
             if self.exitasap {
-                self.tell_todo(b'X');
+                if !self.todo.told_exit {
+                    self.todo.told_exit = true;
+                    self.tell_todo(b'X');
+                }
                 // Telling qmail-todo may have found it gone: then nothing is left to wait
                 // for, and polling now would sleep until a timeout.
                 if self.del_canexit() && !self.todo.alive {

@@ -108,6 +108,10 @@ pub fn preprocess(
         let n = input
             .read_until(0, &mut rec)
             .map_err(|_| warn("trouble reading", &todo))?;
+        if n as u64 == ADDR_MAX as u64 + 2 && rec.last() != Some(&0) {
+            // Longer than any record qmail-queue writes: corrupt, not the end.
+            return Err(warn("record too long in", &todo));
+        }
         if n == 0 || rec.last() != Some(&0) {
             break;
         }
