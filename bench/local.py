@@ -44,6 +44,8 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from inject import fsync_rate  # the same physical-limit loop as bench/inject.py
+
 ROUNDS = 3
 ROUNDS_BULK = 3
 USER = "sqmailbench"
@@ -52,21 +54,6 @@ RCPT = USER + "@" + DOMAIN
 SENDER = "bench@" + DOMAIN
 BODY = b"Subject: bench\n\n" + (b"x" * 63 + b"\n") * 64
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def fsync_rate(directory, seconds=2.0):
-    data = b"x" * 4096
-    n = 0
-    start = time.monotonic()
-    while time.monotonic() - start < seconds:
-        tmp = os.path.join(directory, "f.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.write(fd, data)
-        os.fsync(fd)
-        os.close(fd)
-        os.rename(tmp, os.path.join(directory, "f"))
-        n += 1
-    return n / (time.monotonic() - start)
 
 
 def run(cmd, **kw):
