@@ -3,6 +3,7 @@
 //! shorter than 32 bytes, not root, home directory owned by it); anything else goes to the
 //! alias account with the whole local part as extension.
 
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 
 use crate::sys;
@@ -23,9 +24,7 @@ pub fn getpw(local: &[u8], alias: &[u8]) -> Result<Vec<u8>, u8> {
             if let Some(a) = sys::account(&name).map_err(|_| 118u8)?
                 && a.uid != 0
             {
-                match std::fs::metadata(std::ffi::OsStr::new(
-                    std::str::from_utf8(&a.home).unwrap_or("/nonexistent"),
-                )) {
+                match std::fs::metadata(std::ffi::OsStr::from_bytes(&a.home)) {
                     Ok(m) if m.uid() == a.uid => {
                         let (dash, ext): (&[u8], &[u8]) = if end == local.len() {
                             (b"", b"")
