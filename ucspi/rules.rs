@@ -4,10 +4,15 @@
 //! Compilation is DJB's tcprules 0.88 byte for byte: every line 0.88 accepts gives the
 //! records 0.88 writes. ucspi-tcp6's forms are added where 0.88 has nothing useful: an IPv4
 //! CIDR block (`10.0.0.0/8`, `127./8`) becomes the key `_` + bit string; a line that 0.88
-//! cannot parse because its address holds colons is read the ucspi-tcp6 way (the address
-//! ends at the last colon before the first comma) when that address is an IPv6 address
-//! (expanded upper-case key), an IPv6 CIDR block (`^` + bit string) or `info@` an IPv6
-//! address.
+//! cannot parse because its address holds colons is read the IPv6 way (the address ends
+//! at the last colon before the first comma). An IPv6 CIDR block becomes ucspi-tcp6's `^` +
+//! bit string; an IPv6 address, `info@` one, or a prefix of one ending in a colon or dot is
+//! kept as written, as the IPv6 patch of 0.88 (Debian's ucspi-tcp-ipv6) keeps it.
+//!
+//! Lookups try both IPv6 spellings: the address as the server prints it (the 0.88 patch's
+//! key, with its prefixes ending in a colon or dot) and the expanded upper-case form that
+//! ucspi-tcp6's tcprules writes. So databases from either tcprules work here, and ours work
+//! under the 0.88 patch's tcpserver.
 
 use std::io;
 use std::net::IpAddr;
@@ -126,7 +131,7 @@ fn whole_number(s: &[u8]) -> Option<u64> {
     (n == s.len()).then_some(v)
 }
 
-/// A line whose address holds colons, read the ucspi-tcp6 way.
+/// A line whose address holds colons, read the IPv6 way.
 fn ipv6_line(x: &[u8]) -> Option<Vec<Record>> {
     let comma = x.iter().position(|&c| c == b',').unwrap_or(x.len());
     let colon = x.get(..comma)?.iter().rposition(|&c| c == b':')?;
@@ -135,18 +140,28 @@ fn ipv6_line(x: &[u8]) -> Option<Vec<Record>> {
         return None;
     }
     let data = instructions(rest).ok()?;
-    let key = if let Some(at) = address.iter().position(|&c| c == b'@') {
-        let mut k = address.get(..=at)?.to_vec();
-        k.extend_from_slice(addr::expanded(&addr::ipv6(address.get(at + 1..)?)?).as_bytes());
-        k
-    } else if let Some((ip, len)) = addr::cidr6(address) {
+    let ip = address
+        .iter()
+        .position(|&c| c == b'@')
+        .map_or(address, |at| address.get(at + 1..).unwrap_or_default());
+    let key = if let Some((ip, len)) = addr::cidr6(address) {
         let mut k = b"^".to_vec();
         k.extend_from_slice(addr::bits6(&ip).get(..len)?);
         k
+    } else if addr::ipv6(ip).is_some() || is_ipv6_prefix(ip) {
+        address.to_vec()
     } else {
-        addr::expanded(&addr::ipv6(address)?).into_bytes()
+        return None;
     };
     Some(vec![(key, data)])
+}
+
+/// A leading part of an IPv6 address as the 0.88 patch matches it: hex digits, colons and
+/// dots, ending in a colon or a dot.
+fn is_ipv6_prefix(s: &[u8]) -> bool {
+    s.last().is_some_and(|&c| c == b':' || c == b'.')
+        && s.iter()
+            .all(|&c| c.is_ascii_hexdigit() || c == b':' || c == b'.')
 }
 
 /// Opens a rules database: `Ok(None)` when it does not exist. A file too short or
@@ -189,28 +204,44 @@ impl Lookup for sqmail::cdb::Reader {
 /// `ip` is the text of TCPREMOTEIP, `host` TCPREMOTEHOST and `info` TCPREMOTEINFO when
 /// known. For an IPv4 address: `info@ip`, `info@=host`, `ip`, `=host`, each prefix of `ip`
 /// ending in a dot (longest first), the CIDR keys `_`+bits (/32 down to /1), each suffix
-/// of `host` from a dot on preceded by `=`, `=`, and the empty key. For an IPv6 address the
-/// address is expanded, there are no dot prefixes and the CIDR keys are `^`+bits.
+/// of `host` from a dot on preceded by `=`, `=`, and the empty key. For an IPv6 address
+/// each address key is tried as written and then expanded, the prefixes end in a colon or a
+/// dot, and the CIDR keys are `^`+bits.
 pub fn candidates(ip: &[u8], host: Option<&[u8]>, info: Option<&[u8]>) -> Vec<Vec<u8>> {
     let v6 = if ip.contains(&b':') {
         addr::ipv6(ip)
     } else {
         None
     };
-    let ipkey: Vec<u8> = v6.map_or_else(|| ip.to_vec(), |a| addr::expanded(&a).into_bytes());
+    let mut ipkeys: Vec<Vec<u8>> = vec![ip.to_vec()];
+    if let Some(a) = v6 {
+        let e = addr::expanded(&a).into_bytes();
+        if e != ip {
+            ipkeys.push(e);
+        }
+    }
     let cat = |parts: &[&[u8]]| parts.concat();
     let mut out = Vec::new();
     if let Some(info) = info {
-        out.push(cat(&[info, b"@", &ipkey]));
+        out.extend(ipkeys.iter().map(|k| cat(&[info, b"@", k])));
         if let Some(h) = host {
             out.push(cat(&[info, b"@=", h]));
         }
     }
-    out.push(ipkey.clone());
+    out.extend(ipkeys.iter().cloned());
     if let Some(h) = host {
         out.push(cat(&[b"=", h]));
     }
-    if ip.contains(&b':') {
+    let six = ip.contains(&b':');
+    out.extend(
+        (1..ip.len())
+            .rev()
+            .filter(|&n| {
+                matches!(ip.get(n - 1), Some(b'.')) || (six && ip.get(n - 1) == Some(&b':'))
+            })
+            .map(|n| ip.get(..n).unwrap_or_default().to_vec()),
+    );
+    if six {
         if let Some(a) = v6 {
             let bits = addr::bits6(&a);
             out.extend(
@@ -219,21 +250,13 @@ pub fn candidates(ip: &[u8], host: Option<&[u8]>, info: Option<&[u8]>) -> Vec<Ve
                     .map(|p| cat(&[b"^", bits.get(..p).unwrap_or_default()])),
             );
         }
-    } else {
+    } else if let Some((a, _)) = addr::ip4_scan(ip).filter(|&(_, n)| n == ip.len()) {
+        let bits = addr::bits4(&a);
         out.extend(
-            (1..=ip.len())
+            (1..=32)
                 .rev()
-                .filter(|&n| ip.get(n - 1) == Some(&b'.'))
-                .map(|n| ip.get(..n).unwrap_or_default().to_vec()),
+                .map(|p| cat(&[b"_", bits.get(..p).unwrap_or_default()])),
         );
-        if let Some((a, _)) = addr::ip4_scan(ip).filter(|&(_, n)| n == ip.len()) {
-            let bits = addr::bits4(&a);
-            out.extend(
-                (1..=32)
-                    .rev()
-                    .map(|p| cat(&[b"_", bits.get(..p).unwrap_or_default()])),
-            );
-        }
     }
     if let Some(h) = host {
         out.extend(
@@ -412,15 +435,11 @@ mod tests {
         assert_eq!(one("127./8:allow")[0].0, b"_0bcdefgh");
         assert_eq!(
             one("2001:db8::1:allow,X=\"a:b\"")[0],
-            (
-                b"2001:0DB8:0000:0000:0000:0000:0000:0001".to_vec(),
-                b"+X=a:b\0".to_vec()
-            )
+            (b"2001:db8::1".to_vec(), b"+X=a:b\0".to_vec())
         );
-        assert_eq!(
-            one("joe@::1:deny")[0].0,
-            b"joe@0000:0000:0000:0000:0000:0000:0000:0001"
-        );
+        assert_eq!(one("joe@::1:deny")[0].0, b"joe@::1");
+        assert_eq!(one("2001:db8:1::allow")[0].0, b"2001:db8:1:");
+        assert_eq!(one("::ffff:1.2.3.:allow")[0].0, b"::ffff:1.2.3.");
         let k = &one("2002::/16:deny")[0].0;
         assert_eq!(k.len(), 17);
         assert_eq!(k[0], b'^');
@@ -476,10 +495,17 @@ mod tests {
     #[test]
     fn candidates_for_ipv6() {
         let c = candidates(b"::1", Some(b"h.x"), Some(b"u"));
-        assert_eq!(c[0], b"u@0000:0000:0000:0000:0000:0000:0000:0001");
-        assert_eq!(c[1], b"u@=h.x");
-        assert_eq!(c[3], b"=h.x");
-        assert_eq!(c[4].len(), 129);
+        assert_eq!(c[0], b"u@::1");
+        assert_eq!(c[1], b"u@0000:0000:0000:0000:0000:0000:0000:0001");
+        assert_eq!(c[2], b"u@=h.x");
+        assert_eq!(c[3], b"::1");
+        assert_eq!(c[4], b"0000:0000:0000:0000:0000:0000:0000:0001");
+        assert_eq!(c[5], b"=h.x");
+        assert_eq!(&c[6..8], [b"::".to_vec(), b":".to_vec()]);
+        assert_eq!(c[8].len(), 129);
+        let p = candidates(b"2001:db8:1::7", None, None);
+        let want: [&[u8]; 4] = [b"2001:db8:1::", b"2001:db8:1:", b"2001:db8:", b"2001:"];
+        assert_eq!(&p[2..6], want);
         assert_eq!(c.last().unwrap(), b"");
         assert!(c.contains(&b"=.x".to_vec()));
     }

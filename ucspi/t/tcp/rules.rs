@@ -3,6 +3,7 @@
 
 use std::process::Command;
 
+use super::server::theirs_ipv6;
 use super::{Scratch, ours, run, theirs};
 
 /// A small deterministic generator, so the corpus is the same on every run.
@@ -327,7 +328,7 @@ fn cidr_and_ipv6_rules_follow_ucspi_tcp6() {
     assert!(check("11.0.0.1", None).contains("NET=any"));
     assert_eq!(
         check("2001:db8::1", None),
-        "rule 2001:0DB8:0000:0000:0000:0000:0000:0001:\nset environment variable NET=one\nallow connection\n"
+        "rule 2001:db8::1:\nset environment variable NET=one\nallow connection\n"
     );
     assert!(check("2001:db8::2", None).ends_with("deny connection\n"));
     assert!(check("::1", Some("joe")).contains("NET=joe6"));
@@ -343,4 +344,55 @@ fn cidr_and_ipv6_rules_follow_ucspi_tcp6() {
         Some(100),
         "0.88 has no IPv6 rules"
     );
+}
+
+/// IPv6 rules: our tcprules writes what Debian's ucspi-tcp-ipv6 (0.88 with the IPv6 patch)
+/// writes, and each tcprulescheck answers alike on either database. A database written by
+/// ucspi-tcp6's tcprules (expanded upper-case keys) is read too.
+#[test]
+fn ipv6_rules_are_shared_with_debians_ucspi_tcp_ipv6() {
+    let d = Scratch::new("six-rules");
+    let rules = "::1:allow,NET=\"lo\"\njoe@::1:allow,NET=\"joe\"\n\
+                 2001:db8:1::allow,NET=\"pfx1\"\n2001:db8::allow,NET=\"pfx\"\n\
+                 2001:db8::5:deny\n::ffff:10.1.:allow,NET=\"mapped\"\n\
+                 10.:allow,NET=\"ten\"\n:allow,NET=\"any\"\n";
+    let (a, ea, cdb_a) = compile(&ours("tcprules"), &d, rules.as_bytes());
+    let (b, eb, cdb_b) = compile(&theirs_ipv6("tcprules"), &d, rules.as_bytes());
+    assert_eq!((a, &ea), (b, &eb));
+    assert_eq!(cdb_a, cdb_b, "byte-identical databases");
+    let db = d.path("shared.cdb");
+    std::fs::write(&db, cdb_a.unwrap()).unwrap();
+    let expanded = d.path("expanded.cdb");
+    let o = run(
+        Command::new(ours("tcprules"))
+            .arg(&expanded)
+            .arg(d.path("e.tmp")),
+        b"2001:0DB8:0000:0000:0000:0000:0000:0007:allow,NET=\"tcp6\"\n",
+    );
+    assert!(o.status.success());
+    let check = |bin: &std::path::Path, cdb: &std::path::Path, ip: &str, info: Option<&str>| {
+        let mut c = Command::new(bin);
+        c.arg(cdb).env_clear().env("TCPREMOTEIP", ip);
+        if let Some(i) = info {
+            c.env("TCPREMOTEINFO", i);
+        }
+        String::from_utf8(run(&mut c, b"").stdout).unwrap()
+    };
+    for (ip, info, want) in [
+        ("::1", None, "NET=lo"),
+        ("::1", Some("joe"), "NET=joe"),
+        ("::1", Some("bill"), "NET=lo"),
+        ("2001:db8:1::7", None, "NET=pfx1"),
+        ("2001:db8:2::7", None, "NET=pfx"),
+        ("2001:db8::5", None, "deny connection"),
+        ("::ffff:10.1.2.3", None, "NET=mapped"),
+        ("10.9.9.9", None, "NET=ten"),
+        ("2002::1", None, "NET=any"),
+    ] {
+        let a = check(&ours("tcprulescheck"), &db, ip, info);
+        let b = check(&theirs_ipv6("tcprulescheck"), &db, ip, info);
+        assert_eq!(a, b, "{ip} {info:?}");
+        assert!(a.contains(want), "{ip}: {a}");
+    }
+    assert!(check(&ours("tcprulescheck"), &expanded, "2001:db8::7", None).contains("NET=tcp6"));
 }

@@ -583,7 +583,7 @@ fn usage_and_fatal_errors_match_djb() {
 /// A program from Debian's ucspi-tcp-ipv6 (DJB's 0.88 with the IPv6 patch). The package
 /// conflicts with ucspi-tcp, so its .deb is fetched with `apt-get download` and unpacked
 /// under the target directory; a failed download fails the test.
-fn theirs_ipv6(name: &str) -> std::path::PathBuf {
+pub fn theirs_ipv6(name: &str) -> std::path::PathBuf {
     let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ucspi-tcp-ipv6");
     let bin = cache.join("usr/bin").join(name);
     if bin.exists() {
@@ -648,14 +648,13 @@ fn ipv6_program_environment_and_status_lines_match_djbs_ipv6_tcpserver() {
     let six = IpAddr::V6(Ipv6Addr::LOCALHOST);
     for opts in cases {
         let prog = ["/usr/bin/env"];
-        // Each server reads rules compiled by its own tcprules: the two write IPv6 keys
-        // differently (ucspi-tcp-ipv6 keeps "::1" as written, ours expands it).
+        // Each server reads the database the other's tcprules wrote.
         let with = |cdb: &str| -> Vec<String> {
             opts.iter()
                 .map(|o| if *o == "RULES" { cdb } else { o }.to_string())
                 .collect()
         };
-        let (ao, bo) = (with(&cdb_ours), with(&cdb_theirs));
+        let (ao, bo) = (with(&cdb_theirs), with(&cdb_ours));
         let ao: Vec<&str> = ao.iter().map(String::as_str).collect();
         let bo: Vec<&str> = bo.iter().map(String::as_str).collect();
         let (a, la) = one(&ours("tcpserver"), &ao, six, None, &prog, &env);
