@@ -214,6 +214,20 @@ pub fn ipv6(s: &[u8]) -> Option<Ipv6Addr> {
     std::str::from_utf8(s).ok()?.parse().ok()
 }
 
+/// The index of a network interface by name (for an IPv6 link-local bind), from /sys.
+pub fn interface_index(name: &str) -> Option<u32> {
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        return None;
+    }
+    let idx = std::fs::read(
+        std::path::Path::new("/sys/class/net")
+            .join(name)
+            .join("ifindex"),
+    )
+    .ok()?;
+    u32::try_from(number(&idx)).ok().filter(|&n| n != 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,19 +76,20 @@ fn canonical(a: SocketAddr, ipv6: bool) -> (IpAddr, u16) {
     (ip, a.port())
 }
 
-fn lookup_host(ip: IpAddr, paranoid: bool) -> Option<String> {
-    let r = sqmail::dns::Resolver::from_env().ok()?;
-    let name = r.ptr(ip).ok()?.into_iter().next()?;
+/// The DNS name of `ip` as tcpserver finds it (djbdns's stub, `$DNSCACHEIP`); with
+/// `paranoid` only when the name's addresses include `ip`.
+fn lookup_host(r: &crate::dns::Resolver, ip: IpAddr, paranoid: bool) -> Option<String> {
+    let name = r.name(ip).ok().filter(|n| !n.is_empty())?;
     if paranoid {
         let ok = match ip {
-            IpAddr::V4(v4) => r.a(&name).ok()?.contains(&v4),
-            IpAddr::V6(v6) => r.aaaa(&name).ok()?.contains(&v6),
+            IpAddr::V4(v4) => r.ip4(&name).is_ok_and(|v| v.contains(&v4)),
+            IpAddr::V6(v6) => r.ip6(&name).is_ok_and(|v| v.contains(&v6)),
         };
         if !ok {
             return None;
         }
     }
-    Some(name)
+    Some(String::from_utf8_lossy(&name).into_owned())
 }
 
 struct Peer {
@@ -96,6 +97,7 @@ struct Peer {
     remote: (IpAddr, u16),
     localhost: Option<String>,
     remotehost: Option<String>,
+    remoteinfo: Option<String>,
 }
 
 fn env_edits(o: &Opts, p: &Peer) -> Edits {
@@ -110,7 +112,7 @@ fn env_edits(o: &Opts, p: &Peer) -> Edits {
     set("SSLREMOTEIP", Some(rip.clone()));
     set("SSLREMOTEPORT", Some(rport.clone()));
     set("SSLREMOTEHOST", p.remotehost.clone());
-    set("SSLREMOTEINFO", None);
+    set("SSLREMOTEINFO", p.remoteinfo.clone());
     if o.tcpenv {
         let v6 = p.remote.0.is_ipv6();
         set("PROTO", Some(if v6 { "TCP6" } else { "TCP" }.into()));
@@ -120,7 +122,7 @@ fn env_edits(o: &Opts, p: &Peer) -> Edits {
         set("TCPREMOTEIP", Some(rip.clone()));
         set("TCPREMOTEPORT", Some(rport.clone()));
         set("TCPREMOTEHOST", p.remotehost.clone());
-        set("TCPREMOTEINFO", None);
+        set("TCPREMOTEINFO", p.remoteinfo.clone());
         if v6 {
             set("TCP6LOCALIP", Some(lip));
             set("TCP6LOCALPORT", Some(lport));
@@ -303,16 +305,31 @@ pub fn run(o: &Opts) -> i32 {
         return drop_msg("no socket on descriptor 0");
     };
     let sock = TcpStream::from(OwnedFd::from(fd0));
-    let (Ok(l), Ok(r)) = (sock.local_addr(), sock.peer_addr()) else {
+    let (Ok(l), Ok(r_addr)) = (sock.local_addr(), sock.peer_addr()) else {
         return drop_msg("unable to get local address");
     };
-    let (local, remote) = (canonical(l, o.ipv6), canonical(r, o.ipv6));
+    let (local, remote) = (canonical(l, o.ipv6), canonical(r_addr, o.ipv6));
     if o.verbosity >= 2 {
         prog::err(format!("sslserver: pid {} from {}\n", std::process::id(), remote.0).as_bytes());
     }
-    let localhost = o.localhost.clone().or_else(|| lookup_host(local.0, false));
+    if o.kill_ip_options && remote.0.is_ipv4() {
+        sqmail::sys::kill_ip_options(&sock);
+    }
+    let resolver = std::cell::OnceCell::new();
+    let r = || resolver.get_or_init(crate::dns::Resolver::from_env);
+    let localhost = o
+        .localhost
+        .clone()
+        .or_else(|| lookup_host(r(), local.0, false));
     let remotehost = if o.remotehost {
-        lookup_host(remote.0, o.paranoid)
+        lookup_host(r(), remote.0, o.paranoid)
+    } else {
+        None
+    };
+    let remoteinfo = if o.remoteinfo {
+        crate::ident::query(l, r_addr, std::time::Duration::from_secs(o.ident_timeout))
+            .ok()
+            .map(|i| String::from_utf8_lossy(&i).into_owned())
     } else {
         None
     };
@@ -321,6 +338,7 @@ pub fn run(o: &Opts) -> i32 {
         remote,
         localhost,
         remotehost,
+        remoteinfo,
     };
     let mut edits = env_edits(o, &peer);
     let mut deny = false;

@@ -3,7 +3,7 @@
 //! rblsmtpd share (options before operands, clustering, `--`, any bytes).
 
 use std::ffi::OsString;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::os::unix::ffi::OsStrExt;
 
 use sqmail::fail::{Failure, Kind};
@@ -101,8 +101,10 @@ pub struct Opts {
     pub remotehost: bool,
     /// `-p` / `-P` (default): paranoid host name check.
     pub paranoid: bool,
-    /// `-r` / `-R` (default): ident (accepted; this implementation never queries ident).
+    /// `-r` / `-R` (default): ask the client's ident server.
     pub remoteinfo: bool,
+    /// `-O` (default) / `-o`: remove IP options from IPv4 connections.
+    pub kill_ip_options: bool,
     /// `-D` / `-d` (default): TCP_NODELAY.
     pub nodelay: bool,
     /// `-e` / `-E` (default): tcpserver variables too.
@@ -119,7 +121,8 @@ pub struct Opts {
     pub ssl_timeout: u64,
     /// `-w`: relay idle timeout, seconds.
     pub prog_timeout: u64,
-    /// `-I`: interface (accepted for compatibility).
+    /// `-I`: interface for link-local addresses (a bind address of the form `addr%if`
+    /// names it too).
     pub interface: Option<String>,
     /// The host operand.
     pub host: String,
@@ -175,6 +178,7 @@ pub fn parse(args: &[OsString]) -> Result<Opts, Failure> {
         delayed: false,
         clientcert: ClientCert::Ignore,
         ident_timeout: 26,
+        kill_ip_options: true,
         ssl_timeout: 26,
         prog_timeout: 3600,
         interface: None,
@@ -226,7 +230,9 @@ pub fn parse(args: &[OsString]) -> Result<Opts, Failure> {
             'e' => o.tcpenv = true,
             'n' => o.delayed = true,
             'N' => o.delayed = false,
-            _ => {} // 'o', 'O': IP options are left to the kernel's defaults.
+            'o' => o.kill_ip_options = false,
+            'O' => o.kill_ip_options = true,
+            _ => {}
         }
     }
     let rest = args.get(first..).unwrap_or_default();
@@ -271,34 +277,83 @@ pub fn port(p: &str) -> Result<u16, Failure> {
     ))
 }
 
-/// The address to bind: `0` or empty is every address (IPv6 with `-6`), else a literal or
-/// the first address of a name.
+/// The address to bind and whether an IPv6 socket refuses IPv4 clients: `0` or empty is
+/// every IPv4 address (every address on one socket with `-6`), `:0` every address on one
+/// socket, a literal itself (IPv6 with `%interface` or `-I`), and a name the first address
+/// the DNS gives for it (as tcpserver finds it: IPv6 first with `-6`).
 ///
 /// # Errors
-/// Temporary when the name has no address.
-pub fn bind_addr(host: &str, port: u16, ipv6: bool) -> Result<SocketAddr, Failure> {
+/// Temporary when the name has no address or the interface is unknown.
+pub fn bind_addr(
+    host: &str,
+    port: u16,
+    ipv6: bool,
+    interface: Option<&str>,
+) -> Result<(SocketAddr, bool), Failure> {
+    let any6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port);
     if host.is_empty() || host == "0" {
-        let ip = if ipv6 {
-            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-        } else {
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-        };
-        return Ok(SocketAddr::new(ip, port));
+        if ipv6 {
+            return Ok((any6, false));
+        }
+        return Ok((
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+            true,
+        ));
     }
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, port));
+    if host == ":0" {
+        return Ok((any6, false));
     }
-    (host, port)
-        .to_socket_addrs()
-        .map_err(|e| {
-            Failure::temp_io(
-                Kind::Config,
-                format!("temporarily unable to figure out IP address for {host}"),
-                e,
-            )
-        })?
-        .next()
-        .ok_or_else(|| Failure::temp(Kind::Config, format!("no IP address for {host}")))
+    let (text, scope) = match host.split_once('%') {
+        Some((a, i)) => (a, Some(i)),
+        None => (host, interface),
+    };
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok(match ip {
+            IpAddr::V6(a) => {
+                let scope_id = match scope {
+                    Some(name) => crate::addr::interface_index(name).ok_or_else(|| {
+                        Failure::temp(Kind::Config, format!("unknown interface {name}"))
+                    })?,
+                    None => 0,
+                };
+                (
+                    SocketAddr::V6(SocketAddrV6::new(a, port, 0, scope_id)),
+                    true,
+                )
+            }
+            IpAddr::V4(_) => (SocketAddr::new(ip, port), true),
+        });
+    }
+    let r = crate::dns::Resolver::from_env();
+    let temp = |e: std::io::Error| {
+        Failure::temp_io(
+            Kind::Config,
+            format!("temporarily unable to figure out IP address for {host}"),
+            e,
+        )
+    };
+    let mut found: Vec<IpAddr> = Vec::new();
+    if ipv6 {
+        found.extend(
+            r.ip6(host.as_bytes())
+                .map_err(temp)?
+                .into_iter()
+                .map(IpAddr::V6),
+        );
+    }
+    if found.is_empty() {
+        found.extend(
+            r.ip4(host.as_bytes())
+                .map_err(temp)?
+                .into_iter()
+                .map(IpAddr::V4),
+        );
+    }
+    let ip = found
+        .first()
+        .copied()
+        .ok_or_else(|| Failure::temp(Kind::Config, format!("no IP address for {host}")))?;
+    Ok((SocketAddr::new(ip, port), true))
 }
 
 #[cfg(test)]
@@ -335,6 +390,23 @@ mod tests {
         assert!(!o.delayed);
         assert_eq!(o.prog, a(&["cat"]));
         assert!(parse(&a(&["0", "465"])).is_err());
+    }
+
+    #[test]
+    fn bind_addresses() {
+        let (a, only) = bind_addr("0", 465, false, None).unwrap();
+        assert_eq!((a.to_string().as_str(), only), ("0.0.0.0:465", true));
+        let (a, only) = bind_addr("0", 465, true, None).unwrap();
+        assert_eq!((a.to_string().as_str(), only), ("[::]:465", false));
+        assert!(!bind_addr(":0", 1, false, None).unwrap().1);
+        let lo = crate::addr::interface_index("lo").unwrap();
+        for (host, ifname) in [("fe80::1%lo", None), ("fe80::1", Some("lo"))] {
+            let (a, only) = bind_addr(host, 2, false, ifname).unwrap();
+            assert!(only);
+            let SocketAddr::V6(a) = a else { panic!() };
+            assert_eq!(a.scope_id(), lo);
+        }
+        assert!(bind_addr("fe80::1%nosuchif0", 2, false, None).is_err());
     }
 
     #[test]

@@ -64,9 +64,10 @@ fn reap(o: &Opts, children: &mut Vec<Child>) {
 pub fn serve(o: &Opts, args: &[OsString]) -> Result<(), Failure> {
     let engine = engine_path()?;
     let port = sslopts::port(&o.port)?;
-    let addr = sslopts::bind_addr(&o.host, port, o.ipv6)?;
-    let listener =
-        TcpListener::bind(addr).map_err(|e| Failure::temp_io(Kind::System, "unable to bind", e))?;
+    let (addr, v6only) = sslopts::bind_addr(&o.host, port, o.ipv6, o.interface.as_deref())?;
+    let backlog = i32::try_from(o.backlog).unwrap_or(i32::MAX);
+    let listener: TcpListener = sqmail::sys::tcp_listen(&addr, backlog, v6only)
+        .map_err(|e| Failure::temp_io(Kind::System, "unable to bind", e))?;
     let local = listener
         .local_addr()
         .map_err(|e| Failure::temp_io(Kind::System, "unable to get local address", e))?;

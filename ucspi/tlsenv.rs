@@ -1,7 +1,8 @@
 //! The `SSL_*` variables (mod_ssl names, OpenSSL spellings) describing an established TLS
 //! connection, for sslserver's and sslclient's programs.
 //!
-//! Order matters to old consumers: `SSL_PROTOCOL` first, `SSL_CIPHER` next. Client
+//! Order matters to old consumers: `SSL_PROTOCOL` first, `SSL_SESSION_ID` second,
+//! `SSL_CIPHER` third, as ucspi-ssl emits them. Client
 //! certificate variables appear only for a certificate that rustls verified, and
 //! `SSL_CLIENT_VERIFY` says so (`SUCCESS`) or that none was sent (`NONE`).
 
@@ -65,6 +66,18 @@ fn cert_vars(out: &mut Vec<(String, String)>, who: &str, chain: &[CertificateDer
     }
 }
 
+/// `SSL_SESSION_ID`: 32 random bytes in lower-case hex, drawn per connection as OpenSSL
+/// draws a TLS 1.3 server's session id (rustls keeps no session ids of its own); empty if
+/// the system gives no random bytes.
+fn session_id() -> String {
+    let mut id = [0u8; 32];
+    let rng = rustls::crypto::ring::default_provider().secure_random;
+    if rng.fill(&mut id).is_err() {
+        return String::new();
+    }
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The variables for a connection. `own` is this side's certificate chain (the server's
 /// for sslserver, the client's for sslclient, if any).
 pub fn vars(conn: &Connection, own: &[CertificateDer<'_>]) -> Vec<(String, String)> {
@@ -73,6 +86,7 @@ pub fn vars(conn: &Connection, own: &[CertificateDer<'_>]) -> Vec<(String, Strin
         "SSL_PROTOCOL".into(),
         protocol_name(conn.protocol_version()),
     ));
+    out.push(("SSL_SESSION_ID".into(), session_id()));
     let (cipher, bits) = conn
         .negotiated_cipher_suite()
         .map(|s| suite_name(s.suite()))

@@ -221,7 +221,7 @@ except Exception as e:
     print("FAILED", type(e).__name__, e)
 "#;
 
-const ENV_VARS: &str = "for v in SSL_PROTOCOL SSL_CIPHER SSL_CIPHER_USEKEYSIZE SSL_CIPHER_ALGKEYSIZE \
+const ENV_VARS: &str = "for v in SSL_PROTOCOL SSL_SESSION_ID SSL_CIPHER SSL_CIPHER_USEKEYSIZE SSL_CIPHER_ALGKEYSIZE \
 SSL_CLIENT_S_DN SSL_CLIENT_I_DN SSL_CLIENT_VERIFY SSL_SERVER_S_DN PROTO SSLREMOTEIP TCPREMOTEIP \
 TCPLOCALPORT; do eval \"echo $v=\\${$v-unset}\"; done; read x";
 
@@ -246,6 +246,17 @@ fn python_ssl_sees_the_ssl_environment_for_tls13_and_tls12() {
     ] {
         assert!(t.contains(want), "missing {want}: {t}");
     }
+    let id = t
+        .lines()
+        .find_map(|l| l.strip_prefix("SSL_SESSION_ID="))
+        .unwrap_or_default();
+    assert!(
+        id.len() == 64
+            && id
+                .bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
+        "{t}"
+    );
     let o = python(PY_CLIENT, &[&port, &pki.p("ca.pem"), "1.2", "-", "-"]);
     let t = text(&o);
     assert!(t.contains("PEER TLSv1.2 ECDHE-ECDSA-"), "{t}");
@@ -785,4 +796,33 @@ fn ten_thousand_connections_leave_no_zombie_and_no_descriptor() {
         .max()
         .unwrap();
     assert!(most <= 64, "never more than -c children: {most}");
+}
+
+/// `-r` asks the client's ident server and the answer reaches the program as both
+/// SSLREMOTEINFO and (with `-e`) TCPREMOTEINFO; `-b` and `-o` are taken.
+#[test]
+fn ident_answers_reach_the_program() {
+    let pki = Pki::new();
+    let client_ip = crate::tcp::loopback();
+    let _ident = crate::tcp::FakeIdent::start(client_ip, "joe");
+    let s = Server::start(
+        &pki,
+        &["-n", "-e", "-r", "-t", "5", "-b", "5", "-o"],
+        &[],
+        &[
+            "sh",
+            "-c",
+            "echo \"$SSLREMOTEINFO $TCPREMOTEINFO $TCPREMOTEIP\"",
+        ],
+    );
+    let local = std::net::SocketAddr::new(client_ip.into(), 0);
+    let mut c = sqmail::sys::tcp_connect(
+        Some(&local),
+        &s.addr().parse().unwrap(),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    assert_eq!(out, format!("joe joe {client_ip}\n"), "{}", s.log());
 }
