@@ -24,7 +24,7 @@ use crate::{addr, conn, dns::Resolver, environ, errstr, getopt, log};
 pub const USAGE: &str = "tcpserver [ -1UXpPhHrRoOdDqQv ] [ -c limit ] [ -x rules.cdb ] [ -B banner ] [ -g gid ] [ -u uid ] [ -b backlog ] [ -l localname ] [ -t timeout ] host port program";
 
 /// The option letters (0.88's, plus ucspi-tcp6's `-4` and `-6`).
-const SPEC: &[u8] = b"dDvqQhHrR1UXx:t:u:g:l:b:B:c:pPoO46";
+const SPEC: &[u8] = b"dDvqQhHrR1UXx:t:u:g:l:b:B:c:pPoO46I:";
 
 /// Which address family a host name is looked up in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +72,8 @@ pub struct Options {
     pub local_name: Option<Vec<u8>>,
     /// `-4`/`-6`.
     pub family: Family,
+    /// `-I`: the interface of an IPv6 link-local address to bind.
+    pub interface: Option<String>,
     /// Where to listen.
     pub host: Vec<u8>,
     /// The port (number or service name).
@@ -100,6 +102,7 @@ impl Default for Options {
             print_port: false,
             local_name: None,
             family: Family::Inet,
+            interface: None,
             host: Vec::new(),
             port: Vec::new(),
             prog: Vec::new(),
@@ -154,6 +157,7 @@ pub fn parse(argv0: &OsString, args: &[OsString]) -> Result<Options, Failure> {
             b'O' => o.kill_ip_options = true,
             b'4' => o.family = Family::Inet,
             b'6' => o.family = Family::Inet6,
+            b'I' => o.interface = Some(arg.to_string_lossy().into_owned()),
             _ => {}
         }
     }
@@ -176,9 +180,23 @@ pub fn parse(argv0: &OsString, args: &[OsString]) -> Result<Options, Failure> {
     Ok(o)
 }
 
+/// The interface index of `-I` or of a host written `address%interface`.
+fn scope(o: &Options) -> Result<Option<u32>, Failure> {
+    let name = match o.host.iter().position(|&c| c == b'%') {
+        Some(i) => {
+            Some(String::from_utf8_lossy(o.host.get(i + 1..).unwrap_or_default()).into_owned())
+        }
+        None => o.interface.clone(),
+    };
+    name.map(|n| {
+        addr::interface_index(&n).ok_or_else(|| log::fatal(format!("unknown interface {n}")))
+    })
+    .transpose()
+}
+
 /// The address to bind and whether an IPv6 socket refuses IPv4 clients.
 fn bind_address(o: &Options) -> Result<(IpAddr, bool), Failure> {
-    let host = o.host.as_slice();
+    let host = o.host.split(|&c| c == b'%').next().unwrap_or_default();
     let shown = String::from_utf8_lossy(host);
     if host.is_empty() || host == b"0" {
         return Ok((IpAddr::V4(Ipv4Addr::UNSPECIFIED), true));
@@ -227,7 +245,11 @@ pub fn main(argv0: &OsString, args: &[OsString]) -> Result<(), Failure> {
         .map_err(|e| log::fatal(format!("unable to create pipe: {}", errstr::text(&e))))?;
     let (ip, v6only) = bind_address(&o)?;
     let backlog = i32::try_from(o.backlog).unwrap_or(i32::MAX);
-    let listener = sys::tcp_listen(&SocketAddr::new(ip, port), backlog, v6only)
+    let bind = match (ip, scope(&o)?) {
+        (IpAddr::V6(a), Some(id)) => SocketAddr::V6(std::net::SocketAddrV6::new(a, port, 0, id)),
+        _ => SocketAddr::new(ip, port),
+    };
+    let listener = sys::tcp_listen(&bind, backlog, v6only)
         .map_err(|e| log::fatal(format!("unable to bind: {}", errstr::text(&e))))?;
     let local = listener
         .local_addr()

@@ -668,3 +668,25 @@ fn ipv6_program_environment_and_status_lines_match_djbs_ipv6_tcpserver() {
         assert!(env_lines(&a).contains(&"MARKER=kept".to_string()));
     }
 }
+
+/// `-I interface` and `address%interface` name the interface of an IPv6 address to bind
+/// (ucspi-tcp6); an unknown interface is a fatal error.
+#[test]
+fn an_interface_can_be_named_for_an_ipv6_address() {
+    for (opts, host) in [(vec!["-I", "lo"], "::1"), (vec![], "::1%lo")] {
+        let mut o = vec!["-H", "-R", "-l", "0"];
+        o.extend(opts);
+        let s = Server::start(&ours("tcpserver"), &o, host, &["echo", "hi"], &[]);
+        let to = SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), s.port);
+        assert_eq!(exchange(to, None, b""), b"hi\n", "{host}");
+    }
+    let o = run(
+        Command::new(ours("tcpserver")).args(["-I", "nosuchif9", "::1", "0", "true"]),
+        b"",
+    );
+    assert_eq!(o.status.code(), Some(111));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "tcpserver: fatal: unknown interface nosuchif9\n"
+    );
+}
