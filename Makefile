@@ -27,6 +27,8 @@ deps:
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
+	  echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections; \
+	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get install -y --no-install-recommends $$missing >/dev/null 2>&1 || \
 	  { apt-get update >/dev/null && apt-get install -y --no-install-recommends $$missing; }; \
 	fi
