@@ -80,3 +80,34 @@ pub fn reports(data: &[u8]) {
     let p = crate::send::bounce::paragraph(recip, report);
     assert!(p.ends_with(b"\n\n"));
 }
+
+/// The parsers of the authentication programs and of the SMTP policy data: the
+/// checkpassword record, `users/authuser`, mailfromrules lines and keys, recipient rules,
+/// virtual-user lists and qmail-smtpam's reply reader.
+pub fn policy(data: &[u8]) {
+    use crate::auth::{authuser, checkpw, vmailuser};
+    use crate::policy::{mfrules, recipients, smtpam};
+    if let Ok(r) = checkpw::Record::parse(data.to_vec()) {
+        assert!(r.login().len() + r.secret().len() + r.challenge().len() < data.len());
+    }
+    let (a, b) = data.split_at(data.len() / 2);
+    let t = authuser::Table::parse(a);
+    let _ = t.lookup(b);
+    let _ = authuser::Token::parse(b);
+    let _ = authuser::check_plain(a, b, a);
+    let _ = authuser::check_hash(a, b);
+    if let Ok(recs) = mfrules::records(data) {
+        assert!(recs.len() <= 256);
+    }
+    let who = mfrules::Client {
+        ip: a.to_vec(),
+        host: Some(b.to_vec()),
+        info: Some(a.to_vec()),
+    };
+    assert!(mfrules::keys(&who).len() <= 3 * data.len() + 8);
+    let _ = mfrules::entry_matches(a, b);
+    let _ = recipients::Recipients::parse(std::path::Path::new("/nonexistent"), data);
+    let _ = vmailuser::vuser_of(a, b);
+    let _ = vmailuser::candidates(std::path::Path::new("/h"), a, b, false);
+    let _ = smtpam::read_reply(&mut &data[..]);
+}

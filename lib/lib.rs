@@ -52,5 +52,9 @@ pub mod showctl;
 
 pub mod local;
 
+pub mod auth;
+
+pub mod policy;
+
 #[doc(hidden)]
 pub mod fuzzing;

@@ -10,6 +10,8 @@ mod harness;
 
 mod admin;
 
+mod auth;
+
 mod queue;
 
 mod fuzz;

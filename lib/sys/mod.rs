@@ -6,6 +6,7 @@
 //! get the default back before exec) and reopens closed fds 0-2 on `/dev/null`.
 #![allow(unsafe_code)]
 
+pub mod crypt;
 pub mod proc;
 
 use std::ffi::{CStr, CString, OsStr};

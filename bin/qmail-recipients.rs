@@ -1,0 +1,16 @@
+//! qmail-recipients: compiles `users/recipients`
+//! into `users/recipients.cdb` for qmail-smtpd, replacing it atomically.
+//! No arguments; exits 0, or 111 with `qmail-recipients: fatal: ...`
+//! on any problem, leaving the old database alone.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use sqmail::{env, policy, prog, sys};
+
+fn main() -> ExitCode {
+    sys::umask(0o033);
+    prog::run("qmail-recipients", || {
+        policy::recipients::compile(&env::home())
+    })
+}
