@@ -22,6 +22,8 @@ pub mod cdb;
 
 pub mod dns;
 
+pub mod dnstools;
+
 pub mod envelope;
 
 pub mod addr;
@@ -51,6 +53,8 @@ pub mod tcpto;
 pub mod showctl;
 
 pub mod local;
+
+pub mod remote;
 
 #[doc(hidden)]
 pub mod fuzzing;

@@ -17,4 +17,5 @@ mod inject;
 mod local;
 mod privsep;
 mod qmaint;
+mod remote;
 mod send;
