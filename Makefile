@@ -11,7 +11,7 @@ RELEASE = target/release
 RUNDIR = $(CURDIR)/run
 
 # Debian packages the tests drive as independent peers.
-TEST_PACKAGES = tinycdb freecdb ucspi-tcp daemontools mandoc util-linux openssl python3 swaks libnet-ssleay-perl libio-socket-ssl-perl dnsmasq-base libcrypt-dev dovecot-core postfix
+TEST_PACKAGES = tinycdb freecdb ucspi-tcp daemontools mandoc util-linux openssl python3 swaks libnet-ssleay-perl libio-socket-ssl-perl dnsmasq-base libcrypt-dev dovecot-core postfix unbound ldnsutils
 BENCH_PACKAGES = hyperfine ucspi-tcp postfix
 
 .PHONY: all build test check deps lint man-lint fuzz-smoke fuzz setup run bench clean
@@ -51,7 +51,7 @@ test: deps lint man-lint fuzz-smoke
 # cargo-fuzz needs nightly features: a nightly toolchain if there is one, else stable
 # with RUSTC_BOOTSTRAP.
 FUZZ_SECS ?= 15
-FUZZ_TARGETS = envelope address files local reports policy
+FUZZ_TARGETS = envelope address files local reports policy smtpreply tlsa
 fuzz-smoke fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	@if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then tc=+nightly; boot=; \

@@ -111,3 +111,74 @@ pub fn policy(data: &[u8]) {
     let _ = vmailuser::candidates(std::path::Path::new("/h"), a, b, false);
     let _ = smtpam::read_reply(&mut &data[..]);
 }
+
+/// qmail-remote's reading of what a server sends: SMTP reply lines (grammar and bounds),
+/// EHLO keywords, QMTP answers; and the DATA encoding of the same bytes as a message.
+pub fn smtpreply(data: &[u8]) {
+    use crate::remote::{body, qmtp, reply};
+    let mut p = reply::Parser::new();
+    let mut lines = 0;
+    for line in data.split(|&b| b == b'\n') {
+        lines += 1;
+        match p.line(line) {
+            Ok(Some(r)) => {
+                assert!((200..600).contains(&r.code));
+                assert!(r.text.len() <= reply::TEXT_MAX);
+                assert!(r.lines.len() <= reply::LINES_MAX && r.lines.len() <= lines);
+                let _ = reply::Extensions::parse(&r);
+                p = reply::Parser::new();
+                lines = 0;
+            }
+            Ok(None) => {}
+            Err(_) => {
+                p = reply::Parser::new();
+                lines = 0;
+            }
+        }
+    }
+    let mut it = data.iter().copied();
+    if let Ok((letter, text)) = qmtp::answer(|| it.next()) {
+        assert!(matches!(letter, b'K' | b'Z' | b'D'));
+        assert!(text.len() < qmtp::ANSWER_MAX);
+        assert!(text.iter().all(|&c| (32..=126).contains(&c)));
+    }
+    if let Ok(wire) = body::encode(data) {
+        assert!(wire.ends_with(b".\r\n"));
+        assert!(
+            !wire
+                .windows(5)
+                .take(wire.len().saturating_sub(5))
+                .any(|w| w == b"\r\n.\r\n")
+        );
+    }
+}
+
+/// `control/tlsdestinations`, route values and TLSA records: parsing never panics, and a
+/// TLSA record built from the bytes is usable only with known parameters.
+pub fn tlsa(data: &[u8]) {
+    use crate::remote::{dane, route, tlsdest};
+    let lines = control::list_lines(data);
+    let host = String::from_utf8_lossy(data.get(..data.len().min(40)).unwrap_or_default());
+    let _ = tlsdest::lookup(&lines, &host, "example.org");
+    for l in &lines {
+        let _ = tlsdest::parse_value(l, tlsdest::Level::Chain);
+        if let Ok(r) = route::parse_value(l, route::Proto::Smtp, 25) {
+            assert!(r.relay.as_deref().is_none_or(|h| !h.is_empty()));
+        }
+    }
+    let _ = route::domain_ip(&lines, data);
+    let _ = tlsdest::unhex(&String::from_utf8_lossy(data));
+    if let [usage, selector, matching, rest @ ..] = data {
+        let t = crate::dns::Tlsa {
+            usage: *usage,
+            selector: *selector,
+            matching: *matching,
+            data: rest.to_vec(),
+        };
+        if dane::usable(&t) {
+            assert!(matches!(t.usage, 2 | 3) && t.selector < 2 && t.matching < 3);
+        }
+        let cert = rustls::pki_types::CertificateDer::from(rest.to_vec());
+        let _ = dane::matches(&t, &cert);
+    }
+}

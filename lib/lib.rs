@@ -22,6 +22,8 @@ pub mod cdb;
 
 pub mod dns;
 
+pub mod dnstools;
+
 pub mod envelope;
 
 pub mod addr;
@@ -55,6 +57,8 @@ pub mod local;
 pub mod auth;
 
 pub mod policy;
+
+pub mod remote;
 
 #[doc(hidden)]
 pub mod fuzzing;

@@ -127,6 +127,78 @@ pub fn clear(home: &Path) -> Result<()> {
         .map_err(|e| fail("clear", e))
 }
 
+/// qmail-remote's tcpto(): whether `ip` should be skipped now: it timed out at least twice
+/// in a row, the last time less than `(60 + (pid & 31)) * 64` seconds ago. Any trouble
+/// reading the table means "not skipped".
+pub fn is_down(home: &Path, ip: [u8; 4], now: u64, pid: u32) -> bool {
+    let Ok(table) = read(home) else {
+        return false;
+    };
+    let Some(e) = parse(&table).into_iter().find(|e| e.ip == ip) else {
+        return false;
+    };
+    let window = (60 + u64::from(pid & 31)) << 6;
+    e.count >= 2 && now.wrapping_sub(u64::from(e.when)) < window
+}
+
+/// qmail-remote's tcpto_err(): after a connection attempt to `ip`, records a timeout
+/// (`failed`: the count goes up, at most once per 2 minutes and to at most 10; a new host
+/// takes a free slot or the oldest one) or forgets the host (a connection worked). Errors
+/// are ignored: the table is only advice.
+pub fn note(home: &Path, ip: [u8; 4], failed: bool, now: u64) {
+    let _ = note_inner(home, ip, failed, now);
+}
+
+fn note_inner(home: &Path, ip: [u8; 4], failed: bool, now: u64) -> io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = OpenOptions::new().read(true).write(true).open(path(home))?;
+    sys::lock_exclusive(&f)?;
+    let mut buf = Vec::with_capacity(TABLE_BYTES);
+    (&mut f)
+        .take(u64::try_from(TABLE_BYTES).unwrap_or(1024))
+        .read_to_end(&mut buf)?;
+    let n = buf.len() / RECORD_BYTES;
+    let when32 = u32::try_from(now & 0xffff_ffff).unwrap_or(0);
+    let mut write_at = |i: usize, rec: &[u8]| -> io::Result<()> {
+        f.seek(SeekFrom::Start(
+            u64::try_from(i * RECORD_BYTES).unwrap_or(0),
+        ))?;
+        f.write_all(rec)
+    };
+    let rec = |i: usize| buf.get(i * RECORD_BYTES..(i + 1) * RECORD_BYTES);
+    for i in 0..n {
+        let Some(r) = rec(i) else { break };
+        if r.get(..4) != Some(&ip[..]) {
+            continue;
+        }
+        let mut r: [u8; RECORD_BYTES] = r.try_into().unwrap_or([0; RECORD_BYTES]);
+        if failed {
+            let last = u32::from_le_bytes([r[8], r[9], r[10], r[11]]);
+            if r[4] != 0 && u64::from(when32).saturating_sub(120) < u64::from(last) {
+                return Ok(());
+            }
+            r[4] = r[4].saturating_add(1).min(10);
+            r[8..12].copy_from_slice(&when32.to_le_bytes());
+        } else {
+            r[4] = 0;
+        }
+        return write_at(i, &r);
+    }
+    if !failed {
+        return Ok(());
+    }
+    let free = (0..n).find(|&i| rec(i).and_then(|r| r.get(4)) == Some(&0));
+    let slot = free.or_else(|| {
+        (0..n).min_by_key(|&i| rec(i).map_or(0, |r| u32::from_le_bytes([r[8], r[9], r[10], r[11]])))
+    });
+    let Some(i) = slot else { return Ok(()) };
+    let mut r = [0u8; RECORD_BYTES];
+    r[..4].copy_from_slice(&ip);
+    r[4] = 1;
+    r[8..12].copy_from_slice(&when32.to_le_bytes());
+    write_at(i, &r)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +251,34 @@ mod tests {
         // A partial record at the end is ignored.
         assert!(parse(&record([1, 1, 1, 1], 1, 1)[..15]).is_empty());
         assert!(parse(&[0u8; TABLE_BYTES]).is_empty());
+    }
+
+    #[test]
+    fn timeouts_are_counted_and_forgotten() {
+        let home = std::env::temp_dir().join(format!("sqmail-tcpto-{}", std::process::id()));
+        std::fs::create_dir_all(home.join("queue/lock")).unwrap();
+        std::fs::write(path(&home), [0u8; TABLE_BYTES]).unwrap();
+        let ip = [192, 0, 2, 7];
+        note(&home, ip, true, 1_000_000);
+        assert!(
+            !is_down(&home, ip, 1_000_001, 0),
+            "one timeout is not enough"
+        );
+        note(&home, ip, true, 1_000_060);
+        assert!(
+            !is_down(&home, ip, 1_000_061, 0),
+            "a second within 2 minutes is ignored"
+        );
+        note(&home, ip, true, 1_000_200);
+        assert!(is_down(&home, ip, 1_000_201, 0));
+        assert!(
+            !is_down(&home, ip, 1_000_200 + 3840, 0),
+            "the window is over"
+        );
+        note(&home, ip, false, 1_000_300);
+        assert!(!is_down(&home, ip, 1_000_301, 0));
+        assert_eq!(parse(&std::fs::read(path(&home)).unwrap()).len(), 0);
+        std::fs::remove_dir_all(home).unwrap();
     }
 
     #[test]

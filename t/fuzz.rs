@@ -7,13 +7,15 @@ use std::path::Path;
 fn fuzz_seeds_replay_without_panics() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
     type Target = (&'static str, fn(&[u8]));
-    let targets: [Target; 6] = [
+    let targets: [Target; 8] = [
         ("envelope", sqmail::fuzzing::envelope),
         ("address", sqmail::fuzzing::address),
         ("files", sqmail::fuzzing::files),
         ("local", sqmail::fuzzing::local),
         ("reports", sqmail::fuzzing::reports),
         ("policy", sqmail::fuzzing::policy),
+        ("smtpreply", sqmail::fuzzing::smtpreply),
+        ("tlsa", sqmail::fuzzing::tlsa),
     ];
     let mut n = 0;
     for (name, f) in targets {
@@ -22,5 +24,5 @@ fn fuzz_seeds_replay_without_panics() {
             n += 1;
         }
     }
-    assert!(n >= 11, "the seed corpus is in place");
+    assert!(n >= 17, "the seed corpus is in place");
 }

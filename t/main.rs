@@ -19,4 +19,5 @@ mod inject;
 mod local;
 mod privsep;
 mod qmaint;
+mod remote;
 mod send;

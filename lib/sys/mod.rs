@@ -740,6 +740,44 @@ pub fn fd_copy(fd: &impl std::os::fd::AsRawFd, target: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// The addresses of this host's network interfaces (qmail's ipme), from getifaddrs(3):
+/// IPv4 and IPv6, loopback included.
+pub fn local_addresses() -> io::Result<Vec<std::net::IpAddr>> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: head is a valid place for the list pointer; it is freed below.
+    if unsafe { libc::getifaddrs(&raw mut head) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut out = Vec::new();
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: cur is a node of the list getifaddrs returned, not yet freed.
+        let node = unsafe { &*cur };
+        let sa = node.ifa_addr;
+        if !sa.is_null() {
+            // SAFETY: ifa_addr points to a sockaddr of the family it names.
+            let family = i32::from(unsafe { (*sa).sa_family });
+            if family == libc::AF_INET {
+                // SAFETY: the family says this is a sockaddr_in.
+                let sin = unsafe { &*sa.cast::<libc::sockaddr_in>() };
+                out.push(std::net::IpAddr::V4(std::net::Ipv4Addr::from(
+                    u32::from_be(sin.sin_addr.s_addr),
+                )));
+            } else if family == libc::AF_INET6 {
+                // SAFETY: the family says this is a sockaddr_in6.
+                let sin6 = unsafe { &*sa.cast::<libc::sockaddr_in6>() };
+                out.push(std::net::IpAddr::V6(std::net::Ipv6Addr::from(
+                    sin6.sin6_addr.s6_addr,
+                )));
+            }
+        }
+        cur = node.ifa_next;
+    }
+    // SAFETY: head came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -755,5 +793,11 @@ mod tests {
         let a = account(b"root").unwrap().unwrap();
         assert_eq!(a.uid, 0);
         assert!(account(b"no-such-user-here").unwrap().is_none());
+    }
+
+    #[test]
+    fn loopback_is_a_local_address() {
+        let a = local_addresses().unwrap();
+        assert!(a.contains(&"127.0.0.1".parse().unwrap()), "{a:?}");
     }
 }
