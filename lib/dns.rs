@@ -1,4 +1,4 @@
-//! DNS lookups behind a small synchronous API: A, AAAA, TXT and PTR.
+//! DNS lookups behind a small synchronous API: A, AAAA, MX, TXT and PTR.
 //!
 //! hickory-resolver is async-only, so a [`Resolver`] owns one tokio current_thread runtime
 //! and blocks on each lookup; nothing async leaks out of this module. Programs that need no
@@ -184,6 +184,24 @@ impl Resolver {
             .into_iter()
             .filter_map(|d| match d {
                 RData::AAAA(a) => Some(a.0),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The mail exchangers of `name`, lower-cased and without the final dot.
+    ///
+    /// # Errors
+    /// Temporary, when no answer could be had.
+    pub fn mx(&self, name: &str) -> Result<Vec<String>, Failure> {
+        Ok(self
+            .records(name, RecordType::MX)?
+            .into_iter()
+            .filter_map(|d| match d {
+                RData::MX(m) => {
+                    let n = m.exchange.to_ascii().to_ascii_lowercase();
+                    Some(n.strip_suffix('.').unwrap_or(&n).to_string())
+                }
                 _ => None,
             })
             .collect())

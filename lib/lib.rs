@@ -52,5 +52,7 @@ pub mod showctl;
 
 pub mod local;
 
+pub mod smtpd;
+
 #[doc(hidden)]
 pub mod fuzzing;

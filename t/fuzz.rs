@@ -7,12 +7,15 @@ use std::path::Path;
 fn fuzz_seeds_replay_without_panics() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
     type Target = (&'static str, fn(&[u8]));
-    let targets: [Target; 5] = [
+    let targets: [Target; 8] = [
         ("envelope", sqmail::fuzzing::envelope),
         ("address", sqmail::fuzzing::address),
         ("files", sqmail::fuzzing::files),
         ("local", sqmail::fuzzing::local),
         ("reports", sqmail::fuzzing::reports),
+        ("smtpd_session", sqmail::fuzzing::smtpd_session),
+        ("smtpd_path", sqmail::fuzzing::smtpd_path),
+        ("smtpd_data", sqmail::fuzzing::smtpd_data),
     ];
     let mut n = 0;
     for (name, f) in targets {

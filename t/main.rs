@@ -18,3 +18,4 @@ mod local;
 mod privsep;
 mod qmaint;
 mod send;
+mod smtpd;

@@ -739,6 +739,42 @@ pub fn fd_copy(fd: &impl std::os::fd::AsRawFd, target: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// The IP addresses of this machine's interfaces, as qmail's ipme finds them.
+pub fn local_addresses() -> io::Result<Vec<std::net::IpAddr>> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs stores a list it allocated in head; it is freed below.
+    if unsafe { libc::getifaddrs(&mut head) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut out = Vec::new();
+    let mut p = head;
+    while !p.is_null() {
+        // SAFETY: p is a node of the list getifaddrs returned, not yet freed.
+        let ifa = unsafe { &*p };
+        let sa = ifa.ifa_addr;
+        if !sa.is_null() {
+            // SAFETY: a non-null ifa_addr points to a sockaddr.
+            let family = i32::from(unsafe { (*sa).sa_family });
+            if family == libc::AF_INET {
+                // SAFETY: the family says this is a sockaddr_in.
+                let sin = unsafe { &*sa.cast::<libc::sockaddr_in>() };
+                out.push(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                    sin.sin_addr.s_addr,
+                ))));
+            } else if family == libc::AF_INET6 {
+                // SAFETY: the family says this is a sockaddr_in6.
+                let sin6 = unsafe { &*sa.cast::<libc::sockaddr_in6>() };
+                out.push(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)));
+            }
+        }
+        p = ifa.ifa_next;
+    }
+    // SAFETY: head came from getifaddrs and is freed once; no reference into it survives.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -747,6 +783,12 @@ mod tests {
     fn strerror_drops_the_os_error_suffix() {
         let e = io::Error::from_raw_os_error(libc::ENOENT);
         assert_eq!(strerror(&e), "No such file or directory");
+    }
+
+    #[test]
+    fn loopback_is_a_local_address() {
+        let a = local_addresses().unwrap();
+        assert!(a.contains(&"127.0.0.1".parse().unwrap()), "{a:?}");
     }
 
     #[test]
