@@ -51,7 +51,7 @@ test: deps lint man-lint fuzz-smoke
 # cargo-fuzz needs nightly features: a nightly toolchain if there is one, else stable
 # with RUSTC_BOOTSTRAP.
 FUZZ_SECS ?= 15
-FUZZ_TARGETS = envelope address files local reports policy smtpreply tlsa
+FUZZ_TARGETS = envelope address files local reports policy smtpreply tlsa smtpd_session smtpd_path smtpd_data
 fuzz-smoke fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	@if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then tc=+nightly; boot=; \

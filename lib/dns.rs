@@ -389,6 +389,25 @@ impl Resolver {
             .collect())
     }
 
+    /// The mail exchangers of `name`, lower-cased and without the final dot; empty when the
+    /// name does not exist or has none.
+    ///
+    /// # Errors
+    /// Temporary, when no answer could be had.
+    pub fn mx_names(&self, name: &str) -> Result<Vec<String>, Failure> {
+        Ok(self
+            .records(name, RecordType::MX)?
+            .into_iter()
+            .filter_map(|d| match d {
+                RData::MX(m) => {
+                    let n = m.exchange.to_ascii().to_ascii_lowercase();
+                    Some(n.strip_suffix('.').unwrap_or(&n).to_string())
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
     /// The TXT records of `name`, each with its character strings joined.
     ///
     /// # Errors

@@ -182,3 +182,115 @@ pub fn tlsa(data: &[u8]) {
         let _ = dane::matches(&t, &cert);
     }
 }
+
+/// qmail-smtpd's path and MAIL parameter parsers: bounded addresses, never a panic.
+pub fn smtpd_path(data: &[u8]) {
+    use crate::smtpd::command;
+    let c = command::split(data);
+    assert!(c.verb.len() <= data.len());
+    if let Some(p) = command::path(data) {
+        assert!(p.addr.len() <= addr::PATH_MAX);
+        let _ = command::mail_params(p.params);
+    }
+    let _ = crate::smtpd::filter::wildmat(data.get(..data.len() / 2).unwrap_or_default(), data);
+}
+
+/// qmail-smtpd's DATA reader: the end is found only at CRLF.CRLF, output never grows
+/// past the input, and what follows the end is left alone.
+pub fn smtpd_data(data: &[u8]) {
+    use crate::smtpd::data::{Defect, Reader};
+    let mut r = Reader::new(64);
+    let mut out = Vec::new();
+    let n = r.feed(data, &mut out);
+    assert!(n <= data.len() && out.len() <= n);
+    if r.done() {
+        assert!(
+            data.get(..n)
+                .is_some_and(|d| d == b".\r\n" || d.ends_with(b"\r\n.\r\n"))
+        );
+    }
+    if r.done() {
+        let d = data.get(..n).unwrap_or_default();
+        let bare = d.iter().enumerate().any(|(i, &c)| {
+            (c == b'\n' && (i == 0 || d.get(i - 1) != Some(&b'\r')))
+                || (c == b'\r' && d.get(i + 1) != Some(&b'\n'))
+        });
+        assert_eq!(bare, r.defect() == Some(Defect::BareLineEnd));
+    }
+}
+
+/// A whole qmail-smtpd session without a network: every line of the input is a command
+/// (DATA reads the message that follows); every reply is well formed.
+pub fn smtpd_session(data: &[u8]) {
+    use crate::smtpd::config::{AuthMode, Config, TlsMode};
+    use crate::smtpd::data::Reader;
+    use crate::smtpd::filter::RcptHosts;
+    use crate::smtpd::policy::{NoDns, Policy};
+    use crate::smtpd::session::{Action, AuthOutcome, DataResult, Session};
+    let flags = data.first().copied().unwrap_or(0);
+    let cfg = Config {
+        greeting: b"fuzz.test".to_vec(),
+        databytes: 1000,
+        rcpthosts: RcptHosts {
+            hosts: Some(vec![b"fuzz.test".to_vec(), b".sub.fuzz.test".to_vec()]),
+            more: None,
+        },
+        badmailfrom: vec![b"*@bad.test".to_vec(), b"!ok@bad.test".to_vec()],
+        badrcptto: vec![b"no@fuzz.test".to_vec()],
+        relayclient: (flags & 1 != 0).then(Vec::new),
+        auth: AuthMode::parse(Some(b"+cram"), true, flags & 2 != 0),
+        tls: TlsMode::parse(Some(b""), true),
+        maxrecipients: 5,
+        ..Config::default()
+    };
+    let mut s = Session::new(cfg, Policy::default());
+    let mut rest = data.get(1..).unwrap_or_default();
+    let check = |r: &[u8]| {
+        assert!(
+            r.is_empty()
+                || (r.ends_with(b"\r\n")
+                    && r.get(..3).is_some_and(|c| c.iter().all(u8::is_ascii_digit)))
+        );
+    };
+    while let Some(i) = rest.iter().position(|&c| c == b'\n') {
+        let line = rest.get(..i).unwrap_or_default();
+        rest = rest.get(i + 1..).unwrap_or_default();
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let mut step = s.line(line, &mut NoDns);
+        loop {
+            check(&step.reply);
+            match &step.action {
+                Action::Auth(c) => {
+                    let c = c.clone();
+                    let o = if c.secret.first() == Some(&b'y') {
+                        AuthOutcome::Accepted
+                    } else {
+                        AuthOutcome::Refused
+                    };
+                    step = s.auth_result(&c, o);
+                }
+                Action::Data => {
+                    let mut r = Reader::new(1000);
+                    let mut out = Vec::new();
+                    let n = r.feed(rest, &mut out);
+                    rest = rest.get(n..).unwrap_or_default();
+                    let _ = s.header("1 Jan 2000 00:00:00 -0000\n");
+                    let content = s.policy().content_verdict();
+                    step = s.data_end(DataResult {
+                        defect: r.defect(),
+                        content,
+                        queue: Some(Ok(1)),
+                        now: 0,
+                    });
+                }
+                Action::StartTls => {
+                    s.tls_started(vec![(b"SSL_PROTOCOL".to_vec(), b"TLSv1.3".to_vec())]);
+                    break;
+                }
+                Action::Quit | Action::Hangup => return,
+                Action::Continue => break,
+            }
+        }
+        assert!(s.envelope().1.len() <= 5);
+    }
+}

@@ -60,5 +60,7 @@ pub mod policy;
 
 pub mod remote;
 
+pub mod smtpd;
+
 #[doc(hidden)]
 pub mod fuzzing;

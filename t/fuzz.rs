@@ -7,7 +7,7 @@ use std::path::Path;
 fn fuzz_seeds_replay_without_panics() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
     type Target = (&'static str, fn(&[u8]));
-    let targets: [Target; 8] = [
+    let targets: [Target; 11] = [
         ("envelope", sqmail::fuzzing::envelope),
         ("address", sqmail::fuzzing::address),
         ("files", sqmail::fuzzing::files),
@@ -16,6 +16,9 @@ fn fuzz_seeds_replay_without_panics() {
         ("policy", sqmail::fuzzing::policy),
         ("smtpreply", sqmail::fuzzing::smtpreply),
         ("tlsa", sqmail::fuzzing::tlsa),
+        ("smtpd_session", sqmail::fuzzing::smtpd_session),
+        ("smtpd_path", sqmail::fuzzing::smtpd_path),
+        ("smtpd_data", sqmail::fuzzing::smtpd_data),
     ];
     let mut n = 0;
     for (name, f) in targets {

@@ -21,3 +21,4 @@ mod privsep;
 mod qmaint;
 mod remote;
 mod send;
+mod smtpd;

@@ -89,13 +89,26 @@ impl Queue {
     /// Starts `$QMAILQUEUE` (when set and not empty) or `bin/qmail-queue`, in `home`.
     /// A relative program name is taken relative to `home`, as qmail's callers do.
     pub fn open(home: &Path) -> Result<Queue, Refused> {
+        Queue::open_with(home, &[])
+    }
+
+    /// As [`Queue::open`], with `vars` added to (or replacing in) the environment
+    /// qmail-queue inherits (qmail-smtpd's HELOHOST, MAILFROM, RCPTTO and the like).
+    pub fn open_with(home: &Path, vars: &[(Vec<u8>, Vec<u8>)]) -> Result<Queue, Refused> {
         let prog = env::var("QMAILQUEUE")
             .filter(|p| !p.is_empty())
             .map(|p| home.join(std::ffi::OsString::from_vec(p)))
             .unwrap_or_else(|| home.join("bin/qmail-queue"));
         let (envelope_read, envelope) =
             io::pipe().map_err(|_| z("qq temporary problem (#4.3.0)"))?;
-        let mut child = Command::new(&prog)
+        let mut cmd = Command::new(&prog);
+        for (k, v) in vars {
+            cmd.env(
+                std::ffi::OsString::from_vec(k.clone()),
+                std::ffi::OsString::from_vec(v.clone()),
+            );
+        }
+        let mut child = cmd
             .current_dir(home)
             .stdin(Stdio::piped())
             .stdout(Stdio::from(envelope_read))
@@ -133,6 +146,14 @@ impl Queue {
     /// True once a write to qmail-queue has failed.
     pub fn has_failed(&self) -> bool {
         self.failed
+    }
+
+    /// Gives up on the message: qmail-queue sees the message end without an envelope and
+    /// queues nothing. Waits for it to exit.
+    pub fn abort(mut self) {
+        self.message = None;
+        self.envelope = None;
+        let _ = self.child.wait();
     }
 
     /// Ends the message, sends the envelope, waits for qmail-queue and reports the outcome.

@@ -789,15 +789,15 @@ mod tests {
     }
 
     #[test]
+    fn loopback_is_a_local_address() {
+        let a = local_addresses().unwrap();
+        assert!(a.contains(&"127.0.0.1".parse().unwrap()), "{a:?}");
+    }
+
+    #[test]
     fn root_account_exists() {
         let a = account(b"root").unwrap().unwrap();
         assert_eq!(a.uid, 0);
         assert!(account(b"no-such-user-here").unwrap().is_none());
-    }
-
-    #[test]
-    fn loopback_is_a_local_address() {
-        let a = local_addresses().unwrap();
-        assert!(a.contains(&"127.0.0.1".parse().unwrap()), "{a:?}");
     }
 }
