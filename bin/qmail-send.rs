@@ -21,6 +21,14 @@ fn alert(text: &str) -> ExitCode {
     ExitCode::from(111)
 }
 
+/// The queue lock inherited from qmail-start, if LOCK_FD is open on the same file.
+fn inherited_lock(opened: &std::fs::File) -> Option<std::fs::File> {
+    use std::os::unix::fs::MetadataExt;
+    let f = sys::inherited_fd(sqmail::start::LOCK_FD)?;
+    let (a, b) = (f.metadata().ok()?, opened.metadata().ok()?);
+    (a.dev() == b.dev() && a.ino() == b.ino()).then_some(f)
+}
+
 fn main() -> ExitCode {
     // First of all, so that an early SIGALRM or SIGHUP cannot end the process.
     sys::proc::catch(&[Signal::Terminate, Signal::Alarm, Signal::Hangup]);
@@ -35,12 +43,15 @@ fn main() -> ExitCode {
         return alert("unable to switch to queue directory");
     }
     sys::umask(0o077);
-    let Ok(mutex) = std::fs::OpenOptions::new()
+    let Ok(opened) = std::fs::OpenOptions::new()
         .write(true)
         .open("lock/sendmutex")
     else {
         return alert("unable to open mutex");
     };
+    // qmail-start hands over the lock it took (shared with qmail-todo) on LOCK_FD; taking
+    // that open file again succeeds, while a fresh open would find it held.
+    let mutex = inherited_lock(&opened).unwrap_or(opened);
     if !sys::try_lock_exclusive(&mutex).unwrap_or(false) {
         return alert("qmail-send is already running");
     }

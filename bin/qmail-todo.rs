@@ -1,6 +1,7 @@
 //! qmail-todo: preprocesses new messages for qmail-send. fd 0/1 from/to qmail-send, fd 2/3
 //! to/from its own qmail-clean. Its own trouble goes to qmail-send's log as `L` records,
-//! since fd 2 is not a log here.
+//! since fd 2 is not a log here. fd 9, when open, is the queue lock qmail-start took: it is
+//! kept open, untouched, until the process ends, so that a new start waits for this one.
 #![forbid(unsafe_code)]
 
 use std::io::Write;

@@ -19,6 +19,55 @@ use crate::sys;
 /// The default delivery when none is given (s/qmail's conf-delivery).
 pub const DEFAULT_DELIVERY: &str = "./Maildir/";
 
+/// The descriptor on which qmail-send and qmail-todo inherit the queue lock.
+pub const LOCK_FD: RawFd = 9;
+
+/// How long qmail-start waits for the daemons of a previous start to go.
+pub const LOCK_WAIT_SECS: u64 = 60;
+
+/// Takes `queue/lock/sendmutex` for the daemons about to start, waiting while processes of
+/// a previous start still hold it.
+///
+/// The lock is an flock on one open file, inherited by qmail-send and qmail-todo, so it
+/// stays held until both have exited. Without it a qmail-todo killed or stopped in the
+/// middle of a batch could still be writing info/, local/ and remove todo/ files while a
+/// new qmail-todo and qmail-send read the same messages.
+fn queue_lock(home: &Path) -> Result<File> {
+    let path = home.join("queue/lock/sendmutex");
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(|e| Failure::temp_io(Kind::Queue, "unable to open queue/lock/sendmutex", e))?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(LOCK_WAIT_SECS);
+    let mut said = false;
+    loop {
+        match sys::try_lock_exclusive(&f) {
+            Ok(true) => return Ok(f),
+            Ok(false) => {}
+            Err(e) => {
+                return Err(Failure::temp_io(
+                    Kind::Queue,
+                    "unable to lock queue/lock/sendmutex",
+                    e,
+                ));
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(Failure::temp(
+                Kind::Queue,
+                "qmail-send or qmail-todo is still running",
+            ));
+        }
+        if !said {
+            crate::prog::err(
+                b"qmail-start: waiting for the qmail-send and qmail-todo of a previous start to exit\n",
+            );
+            said = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 fn pipe() -> Result<(File, File)> {
     let (r, w) =
         io::pipe().map_err(|e| Failure::temp_io(Kind::System, "unable to create pipe", e))?;
@@ -74,6 +123,7 @@ pub fn start(home: &Path, args: &[std::ffi::OsString]) -> Failure {
 fn run(home: &Path, args: &[std::ffi::OsString]) -> Result<Failure> {
     sys::umask(0o077);
     let ids = Ids::load(home)?;
+    let lock = queue_lock(home)?;
     let root = sys::euid() == 0;
     let p = Plumb {
         home,
@@ -151,6 +201,7 @@ fn run(home: &Path, args: &[std::ffi::OsString]) -> Result<Failure> {
             (fd(&t_out_w), 1),
             (fd(&tc_in_w), 2),
             (fd(&tc_out_r), 3),
+            (fd(&lock), LOCK_FD),
         ],
         &[],
     )?;
@@ -168,6 +219,7 @@ fn run(home: &Path, args: &[std::ffi::OsString]) -> Result<Failure> {
             (fd(&c_out_r), 6),
             (fd(&t_in_w), 7),
             (fd(&t_out_r), 8),
+            (fd(&lock), LOCK_FD),
         ],
     )?;
     let e = send.exec();

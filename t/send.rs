@@ -731,3 +731,87 @@ fn overlong_channel_record_keeps_the_message() {
     );
     assert!(!d.log_text().contains("end msg"), "{}", d.log_text());
 }
+
+/// A new qmail-start waits until every daemon of the previous one that touches the queue
+/// (qmail-send and qmail-todo, which share queue/lock/sendmutex) has exited. The old
+/// qmail-todo is stopped with SIGSTOP while its qmail-send is killed, so it holds the
+/// lock; the new daemons start only once it is let go and exits, and a message queued
+/// meanwhile is delivered once, by the new ones.
+#[test]
+fn a_new_start_waits_for_the_previous_qmail_todo() {
+    use sqmail::sys::proc::{Signal, kill};
+    let o = Owned::new();
+    o.file("alias/.qmail-default", b"./Maildir/\n", 0o644);
+    let md = o.maildir("alias/Maildir");
+    let mut d = Daemons::start(&o.inst, &[]);
+    let send_pid = d.child.as_ref().map(std::process::Child::id).unwrap();
+    let todo = crate::harness::children(send_pid)
+        .into_iter()
+        .find(|k| k.1 == "qmail-todo")
+        .expect("qmail-todo runs")
+        .0;
+    // SIGSTOP is not in the Signal set the library catches; use kill(1).
+    let stop = |sig: &str, pid: u32| {
+        assert!(
+            std::process::Command::new("kill")
+                .args([sig, &pid.to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    stop("-STOP", todo);
+    d.kill();
+    let (code, _) = qmail_queue(
+        &o.inst,
+        b"Subject: meanwhile\n\nqueued while the old qmail-todo was stopped\n",
+        &encode(b"s@example.org", &[b"u@test.example"]),
+    );
+    assert_eq!(code, 0);
+    let err = o.inst.home.join("start2.err");
+    let log = o.inst.home.join("start2.log");
+    let mut start = o.inst.cmd("qmail-start");
+    start
+        .arg("./Maildir/")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap());
+    let mut child = start.spawn().unwrap();
+    let text = |p: &std::path::Path| {
+        String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned()
+    };
+    let waiting = wait_for(20, || {
+        text(&err)
+            .contains("waiting for the qmail-send")
+            .then_some(())
+    });
+    assert!(
+        waiting.is_some(),
+        "qmail-start did not wait: {}",
+        text(&err)
+    );
+    assert!(
+        !text(&log).contains("status:"),
+        "qmail-send started beside the old qmail-todo:\n{}",
+        text(&log)
+    );
+    assert!(crate::harness::children(child.id()).is_empty());
+    stop("-CONT", todo);
+    let started = wait_for(20, || text(&log).contains("status: local").then_some(()));
+    assert!(started.is_some(), "{}\n{}", text(&err), text(&log));
+    let _ = kill(child.id(), Signal::Alarm);
+    let got = wait_for(20, || (maildir_new(&md).len() == 1).then_some(()));
+    assert!(got.is_some(), "{}", text(&log));
+    let _ = kill(child.id(), Signal::Terminate);
+    let _ = child.wait();
+    let state = std::fs::read_to_string(format!("/proc/{todo}/stat")).unwrap_or_default();
+    assert!(
+        state.is_empty()
+            || state
+                .rsplit(") ")
+                .next()
+                .is_some_and(|r| r.starts_with('Z')),
+        "the old qmail-todo exited: {state}"
+    );
+    assert_eq!(maildir_new(&md).len(), 1);
+}
