@@ -1841,3 +1841,105 @@ fn dane_through_unbound_validating_a_signed_zone() {
         "ZSorry, I couldn't find any host named: relay.dane.test. (#4.1.2)\n\0"
     );
 }
+
+/// One SMTP command to a server and its complete reply (the last line starts `NNN `).
+fn smtp_say(r: &mut BufReader<TcpStream>, w: &mut TcpStream, line: &[u8]) -> String {
+    if !line.is_empty() {
+        w.write_all(line).unwrap();
+    }
+    let mut reply = String::new();
+    loop {
+        let mut l = String::new();
+        assert!(
+            r.read_line(&mut l).unwrap() > 0,
+            "connection closed: {reply}"
+        );
+        reply.push_str(&l);
+        if l.as_bytes().get(3) == Some(&b' ') {
+            return reply;
+        }
+    }
+}
+
+/// Postfix with our tcpserver + qmail-smtpd as its relayhost: a message Postfix accepts on
+/// its smtpd arrives in our queue with the envelope Postfix was given, Postfix's HELO in
+/// our Received line, and the text as sent.
+#[test]
+fn postfix_relays_to_qmail_smtpd_as_its_relayhost() {
+    let inst = Instance::new();
+    inst.control("rcpthosts", b"example.test\n");
+    let mut server = Command::new(crate::harness::programs().join("tcpserver"))
+        .args(["-1", "-H", "-R", "-l", "0", "127.0.0.1", "0"])
+        .arg(inst.bin("qmail-smtpd"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("QMAILHOME", &inst.home)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("our tcpserver (cargo build --all)");
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _server = Kill(server);
+    let ours: u16 = line.trim().parse().unwrap();
+    let p = pki(&["postfix.test"]);
+    let (smtp, smtps) = (free_port("127.0.0.1"), free_port("127.0.0.1"));
+    let _pf = postfix(&p, smtp, smtps, ours);
+    let s = TcpStream::connect(("127.0.0.1", smtp)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let (mut r, mut w) = (BufReader::new(s.try_clone().unwrap()), s);
+    assert!(smtp_say(&mut r, &mut w, b"").starts_with("220 "));
+    for (cmd, want) in [
+        (&b"EHLO client.test\r\n"[..], "250"),
+        (b"MAIL FROM:<a@example.org>\r\n", "250"),
+        (b"RCPT TO:<b@example.test>\r\n", "250"),
+        (b"DATA\r\n", "354"),
+        (WIRE, "250"),
+        (b"QUIT\r\n", "221"),
+    ] {
+        let reply = smtp_say(&mut r, &mut w, cmd);
+        assert!(
+            reply.starts_with(want),
+            "{:?}: {reply}",
+            String::from_utf8_lossy(cmd)
+        );
+    }
+    // todo/ is written last: once it is there the message is complete.
+    wait_for(60, || (!inst.queue_dir("todo").is_empty()).then_some(()))
+        .expect("Postfix relayed the message to qmail-smtpd");
+    let got = crate::smtpd::queued(&inst);
+    assert_eq!(got.len(), 1);
+    let (mess, env) = &got[0];
+    assert!(
+        crate::smtpd::contains(
+            env,
+            &crate::smtpd::envelope("a@example.org", &["b@example.test"])
+        ),
+        "{}",
+        String::from_utf8_lossy(env)
+    );
+    let text = String::from_utf8_lossy(mess).into_owned();
+    assert!(
+        text.contains("\nReceived: from unknown (HELO postfix.test) (127.0.0.1)\n  by "),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nReceived: from client.test (localhost [127.0.0.1])\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nFrom: a@example.org\nSubject: hi\n"),
+        "{text}"
+    );
+    assert!(text.ends_with("\n\n.leading dot\nline\n"), "{text}");
+}
