@@ -12,14 +12,14 @@ RUNDIR = $(CURDIR)/run
 
 # Debian packages the tests drive as independent peers.
 TEST_PACKAGES = tinycdb freecdb ucspi-tcp daemontools mandoc util-linux openssl python3 swaks libnet-ssleay-perl libio-socket-ssl-perl dnsmasq-base libcrypt-dev dovecot-core postfix unbound ldnsutils
-BENCH_PACKAGES = hyperfine ucspi-tcp postfix
+BENCH_PACKAGES = hyperfine ucspi-tcp postfix openssl
 
 .PHONY: all build test check deps lint man-lint fuzz-smoke fuzz setup run bench clean
 
 all: build
 
 build:
-	$(CARGO) build --release --locked
+	$(CARGO) build --release --locked --workspace
 
 deps:
 	@apt-cache show ucspi-tcp-ipv6 >/dev/null 2>&1 || apt-get update >/dev/null
@@ -94,7 +94,8 @@ bench: build
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y $(BENCH_PACKAGES) >/dev/null; }
 	python3 bench/inject.py $(RELEASE)
 	python3 bench/local.py $(RELEASE)
-	$(CARGO) build --release --locked -p ucspi
+	python3 bench/smtpd.py $(RELEASE)
+	python3 bench/remote.py $(RELEASE)
 	python3 bench/sslserver.py $(RELEASE)
 	python3 bench/tcpserver.py $(RELEASE)
 
