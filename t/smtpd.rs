@@ -1,8 +1,10 @@
 //! qmail-smtpd: byte-exact transcripts over pipes, the relay decision, the open-relay
-//! tricks, SMTP smuggling, bounds and timeouts; AUTH, STARTTLS, real clients and the run
-//! scripts of service/ in the submodules.
+//! tricks, SMTP smuggling, bounds and timeouts; AUTH, STARTTLS, recipient verification,
+//! LOCALMFCHECK, the attachment filters, real clients and the run scripts of service/ in
+//! the submodules.
 
 mod auth;
+mod policy;
 mod relay;
 mod service;
 mod tls;

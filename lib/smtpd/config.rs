@@ -135,6 +135,10 @@ pub struct Replies {
     pub nogateway: Option<Vec<u8>>,
     /// REPLY_CONTENT.
     pub content: Option<Vec<u8>>,
+    /// REPLY_MAILBOX.
+    pub mailbox: Option<Vec<u8>>,
+    /// REPLY_SENDERINVALID (s/qmail 3), else REPLYMAV (s/qmail 4).
+    pub senderinvalid: Option<Vec<u8>>,
 }
 
 /// Everything a session is configured with.
@@ -172,6 +176,14 @@ pub struct Config {
     pub tarpitcount: u64,
     /// TARPITDELAY.
     pub tarpitdelay: u64,
+    /// RECIPIENTS450 is set: an unknown recipient gets 450, not 550.
+    pub recipients450: bool,
+    /// LOCALMFCHECK: which senders relay clients may use.
+    pub localmfcheck: Option<Vec<u8>>,
+    /// BADMIMETYPE.
+    pub badmimetype: Option<Vec<u8>>,
+    /// BADLOADERTYPE.
+    pub badloadertype: Option<Vec<u8>>,
     /// SMTPAUTH.
     pub auth: AuthMode,
     /// UCSPITLS.
@@ -277,6 +289,10 @@ impl Config {
                 .unwrap_or(0),
             tarpitcount: num(env::var("TARPITCOUNT")).unwrap_or(0),
             tarpitdelay: num(env::var("TARPITDELAY")).unwrap_or(0),
+            recipients450: env::is_set("RECIPIENTS450"),
+            localmfcheck: env::var("LOCALMFCHECK"),
+            badmimetype: env::var("BADMIMETYPE"),
+            badloadertype: env::var("BADLOADERTYPE"),
             auth: AuthMode::parse(
                 env::var("SMTPAUTH").as_deref(),
                 have_checkprogram,
@@ -292,6 +308,9 @@ impl Config {
                 senderexist: nonempty(env::var("REPLY_SENDEREXIST")),
                 nogateway: nonempty(env::var("REPLY_NOGATEWAY")),
                 content: nonempty(env::var("REPLY_CONTENT")),
+                mailbox: nonempty(env::var("REPLY_MAILBOX")),
+                senderinvalid: nonempty(env::var("REPLY_SENDERINVALID"))
+                    .or_else(|| nonempty(env::var("REPLYMAV"))),
             },
             deliverto: nonempty(env::var("DELIVERTO")),
             rblsmtpd: nonempty(env::var("RBLSMTPD")),

@@ -7,7 +7,8 @@
 //! * [`auth`] decodes the SASL exchanges (PLAIN, LOGIN, CRAM-MD5);
 //! * [`data`] reads the DATA stream: dot-unstuffing, the end mark, bare CR and LF, sizes and hops;
 //! * [`text`] writes the Received header and the log lines;
-//! * [`policy`] is the one place where recipient verification and content checks hook in;
+//! * [`policy`] is the one place where recipient verification, the senders of relay clients
+//!   (LOCALMFCHECK) and the attachment filters hook in;
 //! * [`config`] reads the control files and the environment (I/O);
 //! * [`server`] is the driver: fds 0 and 1, timeouts, STARTTLS, checkpassword, qmail-queue.
 //!

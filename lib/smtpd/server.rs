@@ -288,6 +288,7 @@ fn receive(
     let mut reader = Reader::new(s.config().databytes);
     q.put(&s.header(&date::Utc::now().rfc822()));
     let relay = s.relay();
+    s.policy().begin_message(relay);
     let mut out = Vec::new();
     while !reader.done() {
         if conn.buf.is_empty()
@@ -298,9 +299,10 @@ fn receive(
         }
         let n = reader.feed(&conn.buf, &mut out);
         conn.buf.drain(..n);
-        if reader.defect().is_none() && !out.is_empty() {
+        // After a defect or a refused attachment the rest is read but goes nowhere.
+        if reader.defect().is_none() && !out.is_empty() && !s.policy().content_refused() {
+            s.policy().content(&out);
             q.put(&out);
-            s.policy().content(&out, relay);
         }
         out.clear();
     }
@@ -436,7 +438,8 @@ pub fn serve(o: &Options<'_>) -> Result<()> {
         conn.write(TLS_FAILED);
         return Ok(());
     }
-    let mut s = Session::new(cfg, Policy::default());
+    let policy = Policy::new(o.home, cfg.badmimetype.clone(), cfg.badloadertype.clone());
+    let mut s = Session::new(cfg, policy);
     let mut dns = RealDns::default();
     if !conn.write(&s.greeting()) {
         return Ok(());

@@ -161,3 +161,115 @@ fn tarpit_delay_zero_stops_after_refused_recipients() {
         "452 sorry, too many recipients (#4.5.3)\r\n"
     );
 }
+
+#[test]
+fn localmfcheck_judges_relay_senders_at_rcpt() {
+    for (mode, info, from, ok) in [
+        ("", None, "a@mx.test", true),
+        ("", None, "a@far.test", false),
+        ("", None, "local", true),
+        ("far.test", None, "a@FAR.test", true),
+        ("far.test", None, "a@mx.test", true),
+        ("far.test", None, "a@x.far.test", false),
+        ("=", Some("joe@far.test"), "JOE@far.test", true),
+        ("=", Some("joe@far.test"), "bob@far.test", false),
+        ("=", None, "joe@far.test", false),
+        ("?", None, "joe@mx.test", false),
+        // Without the database, `!` is the rcpthosts check.
+        ("!", None, "a@mx.test", true),
+        ("!", None, "a@far.test", false),
+    ] {
+        let mut c = config();
+        c.relayclient = Some(Vec::new());
+        c.localmfcheck = Some(mode.as_bytes().to_vec());
+        c.peer.info = info.map(|i| i.as_bytes().to_vec());
+        let mut s = Session::new(c, Policy::default());
+        assert_eq!(say(&mut s, &format!("MAIL FROM:<{from}>")), "250 ok\r\n");
+        assert_eq!(
+            s.proto(),
+            if ok { "ESMTPM" } else { "ESMTP" },
+            "{mode} {from}"
+        );
+        let r = say(&mut s, "RCPT TO:<u@elsewhere.test>");
+        let log = String::from_utf8(s.take_log()).unwrap();
+        if ok {
+            assert_eq!(r, "250 ok\r\n", "{mode} {from}");
+            assert!(
+                log.contains(" Accept::ORIG::Local_Sender P:ESMTPM "),
+                "{log}"
+            );
+        } else {
+            assert_eq!(
+                r, "553 sorry, invalid sender address specified (#5.7.1)\r\n",
+                "{mode} {from}"
+            );
+            assert!(
+                log.contains(" Reject::ORIG::Invalid_Mailfrom P:ESMTP "),
+                "{log}"
+            );
+        }
+        say(&mut s, "RSET");
+        assert_eq!(s.proto(), "ESMTP", "M belongs to the transaction");
+    }
+}
+
+#[test]
+fn certificate_email_comes_from_its_variable_or_the_dn() {
+    for (vars, from, ok) in [
+        (
+            vec![("SSL_CLIENT_S_DN_Email", "joe@mx.test")],
+            "Joe@mx.test",
+            true,
+        ),
+        (
+            vec![("SSL_CLIENT_S_DN", "/O=Org/CN=joe/emailAddress=joe@dn.test")],
+            "joe@dn.test",
+            true,
+        ),
+        (
+            vec![("SSL_CLIENT_S_DN", "CN=joe, emailAddress=joe@dn.test")],
+            "joe@dn.test",
+            true,
+        ),
+        (vec![], "client.test", false),
+    ] {
+        let mut c = config();
+        c.localmfcheck = Some(b"?".to_vec());
+        let mut s = Session::new(c, Policy::default());
+        let mut t = tls_vars("SUCCESS");
+        for (k, v) in vars {
+            t.retain(|(n, _)| n.as_slice() != k.as_bytes());
+            t.push((k.as_bytes().to_vec(), v.as_bytes().to_vec()));
+        }
+        s.tls_started(t);
+        say(&mut s, &format!("MAIL FROM:<{from}>"));
+        let r = say(&mut s, "RCPT TO:<u@far.test>");
+        assert_eq!(r == "250 ok\r\n", ok, "{from}: {r}");
+        assert_eq!(s.proto(), if ok { "ESMTPSAM" } else { "ESMTPSA" });
+    }
+}
+
+#[test]
+fn rcpt_checks_the_client_side_before_the_common_filters() {
+    let mut c = config();
+    c.badmailfrom = vec![b"bad@b.test".to_vec()];
+    c.tarpitcount = 1;
+    c.tarpitdelay = 999;
+    let mut s = Session::new(c, Policy::default());
+    say(&mut s, "MAIL FROM:<bad@b.test>");
+    // A stranger sending to a foreign domain hears about rcpthosts first, as in s/qmail.
+    assert!(say(&mut s, "RCPT TO:<u@far.test>").starts_with("553 sorry, that domain"));
+    let log = String::from_utf8(s.take_log()).unwrap();
+    assert!(log.contains(" Reject::SNDR::Invalid_Relay "), "{log}");
+    // The tarpit is for strangers only.
+    let mut c = config();
+    c.tarpitcount = 1;
+    c.tarpitdelay = 999;
+    c.relayclient = Some(Vec::new());
+    let mut s = Session::new(c, Policy::default());
+    say(&mut s, "MAIL FROM:<a@b.test>");
+    for r in ["a@far.test", "b@far.test", "c@far.test"] {
+        assert_eq!(say(&mut s, &format!("RCPT TO:<{r}>")), "250 ok\r\n");
+    }
+    assert_eq!(say(&mut s, "DATA"), "354 go ahead\r\n");
+}

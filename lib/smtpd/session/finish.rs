@@ -141,8 +141,17 @@ impl Session {
             (Some(Defect::Looping), _, _) => {
                 b"554 too many hops, this message is looping (#5.4.6)\r\n".to_vec()
             }
-            (None, ContentCheck::Refuse(cond), _) => {
-                self.note("Reject", "DATA", cond, &to, b"");
+            (None, ContentCheck::Trouble, _) => {
+                self.reset();
+                return Step {
+                    reply: b"421 unable to read controls (#4.3.0)\r\n".to_vec(),
+                    delay: 0,
+                    action: Action::Hangup,
+                };
+            }
+            (None, ContentCheck::Refuse(cond, text), _) => {
+                let info = [b"'".as_slice(), text, b"'"].concat();
+                self.note("Reject", "DATA", cond, &to, &info);
                 with_extra(
                     "554 sorry, invalid message content",
                     self.cfg.replies.content.as_deref(),

@@ -11,6 +11,7 @@ use super::data::Defect;
 use super::filter::{self, Client};
 use super::policy::{ContentCheck, Dns, DnsTrouble, Policy, RcptCheck};
 use super::text::{self, Context, Event};
+use crate::policy::mfrules::Client as MfClient;
 use crate::queue::client::Refused;
 
 /// What the driver must do after sending the reply.
@@ -93,6 +94,8 @@ struct Mail {
     from: Vec<u8>,
     too_big: bool,
     bad: filter::Verdict,
+    /// LOCALMFCHECK's verdict on the sender of a relay client; `None` when not checked.
+    mav: Option<bool>,
 }
 
 /// The who of an authenticated session.
@@ -167,7 +170,8 @@ impl Session {
         self.cfg.relayclient.is_some() || self.authed.is_some()
     }
 
-    /// The protocol label: `ESMTP`, then `S` with TLS and `A` when authenticated.
+    /// The protocol label: `ESMTP`, then `S` with TLS, `A` when authenticated and `M`
+    /// when LOCALMFCHECK accepted the sender of the transaction.
     pub fn proto(&self) -> String {
         let mut p = String::from("ESMTP");
         if self.tls.is_some() {
@@ -175,6 +179,9 @@ impl Session {
         }
         if self.authed.is_some() {
             p.push('A');
+        }
+        if self.mail.as_ref().is_some_and(|m| m.mav == Some(true)) {
+            p.push('M');
         }
         p
     }
@@ -296,13 +303,102 @@ impl Session {
         };
         let bad = filter::evaluate(&self.cfg.badmailfrom, &from, Some(client));
         self.reset();
+        let Ok(mav) = self.mav(&from) else {
+            return Step {
+                reply: b"421 unable to read controls (#4.3.0)\r\n".to_vec(),
+                delay: 0,
+                action: Action::Hangup,
+            };
+        };
         if !bad.whitelisted
             && let Some(refusal) = self.sender_check(&from, dns)
         {
             return refusal;
         }
-        self.mail = Some(Mail { from, too_big, bad });
+        self.mail = Some(Mail {
+            from,
+            too_big,
+            bad,
+            mav,
+        });
         reply(&b"250 ok\r\n"[..])
+    }
+
+    /// LOCALMFCHECK for a relay client: `Ok(None)` when the sender is not checked (unset,
+    /// not a relay client, or `<>`), else whether it may be used; `Err` when
+    /// control/mailfromrules.cdb or rcpthosts cannot be read.
+    ///
+    /// `!` asks control/mailfromrules.cdb (rcpthosts when it does not exist); `=` wants
+    /// the sender to equal the authenticated user (or TCPREMOTEINFO); `?` wants it to
+    /// equal the e-mail address of the client certificate; a domain wants the sender's
+    /// domain to be that one or in rcpthosts; any other value (empty included) wants it in
+    /// rcpthosts. Addresses are compared without regard to case.
+    fn mav(&mut self, from: &[u8]) -> Result<Option<bool>, ()> {
+        let Some(mode) = self.cfg.localmfcheck.clone() else {
+            return Ok(None);
+        };
+        if !self.relay() || from.is_empty() {
+            return Ok(None);
+        }
+        let info = match &self.authed {
+            Some(a) => Some(a.user.clone()),
+            None => self.cfg.peer.info.clone(),
+        };
+        let ok = match mode.as_slice() {
+            b"=" => info.is_some_and(|i| i.eq_ignore_ascii_case(from)),
+            b"?" => self
+                .cert_email()
+                .is_some_and(|e| e.eq_ignore_ascii_case(from)),
+            b"!" => {
+                let who = MfClient {
+                    ip: self.cfg.peer.ip.clone(),
+                    host: self.cfg.peer.host.clone(),
+                    info,
+                };
+                match self.policy.mail_from_rules(&who, from) {
+                    Ok(Some(ok)) => ok,
+                    Ok(None) => self.mav_domain(&mode, from)?,
+                    Err(_) => return Err(()),
+                }
+            }
+            _ => self.mav_domain(&mode, from)?,
+        };
+        Ok(Some(ok))
+    }
+
+    /// The sender's domain is `mode` (when longer than one character) or in rcpthosts.
+    fn mav_domain(&self, mode: &[u8], from: &[u8]) -> Result<bool, ()> {
+        let domain = from
+            .iter()
+            .rposition(|&c| c == b'@')
+            .and_then(|i| from.get(i + 1..));
+        if mode.len() > 1 && domain.is_some_and(|d| d.eq_ignore_ascii_case(mode)) {
+            return Ok(true);
+        }
+        self.cfg.rcpthosts.allowed(from).map_err(|_| ())
+    }
+
+    /// The e-mail address of the client certificate: SSL_CLIENT_S_DN_Email, else the
+    /// `emailAddress` of SSL_CLIENT_S_DN.
+    fn cert_email(&self) -> Option<Vec<u8>> {
+        let vars = self.tls.as_ref()?;
+        let get = |k: &[u8]| {
+            vars.iter()
+                .find(|(n, _)| n.as_slice() == k)
+                .map(|(_, v)| v.clone())
+                .filter(|v| !v.is_empty())
+        };
+        get(b"SSL_CLIENT_S_DN_Email").or_else(|| {
+            get(b"SSL_CLIENT_S_DN")?
+                .split(|&c| c == b'/' || c == b',')
+                .find_map(|p| {
+                    let p = p.trim_ascii();
+                    let i = p.iter().position(|&c| c == b'=')?;
+                    let (k, v) = (p.get(..i)?, p.get(i + 1..)?);
+                    (k.eq_ignore_ascii_case(b"emailAddress") || k.eq_ignore_ascii_case(b"Email"))
+                        .then(|| v.to_vec())
+                })
+        })
     }
 
     /// MFDNSCHECK, answered at MAIL: `None` when the sender may go on.
@@ -325,6 +421,7 @@ impl Session {
                     from: from.to_vec(),
                     too_big: false,
                     bad: filter::Verdict::default(),
+                    mav: None,
                 });
                 self.note("Reject", "ORIG", "DNS_MF", b"", b"");
                 self.mail = None;
@@ -446,13 +543,64 @@ impl Session {
         let Some(mail) = self.mail.as_ref() else {
             return reply(&b"503 MAIL first (#5.5.1)\r\n"[..]);
         };
-        let (bad_from, too_big) = (mail.bad.bad, mail.too_big);
+        let mav = mail.mav;
         let Some(p) = command::path(arg) else {
             return reply(&b"555 syntax error (#5.5.4)\r\n"[..]);
         };
-        let mut to = self.literal(p.addr);
+        let to = self.literal(p.addr);
         self.attempts = self.attempts.saturating_add(1);
-        let relay = self.relay();
+        // s/qmail's order: first the checks of the client's side (HELO, rcpthosts, the
+        // tarpit and recipient verification for clients that may not relay; the sender
+        // for relay clients), then those common to both.
+        if self.relay() {
+            if mav == Some(false) {
+                let r = with_extra(
+                    "553 sorry, invalid sender address specified",
+                    self.cfg.replies.senderinvalid.as_deref(),
+                    "#5.7.1",
+                );
+                return self.refuse_rcpt("ORIG", "Invalid_Mailfrom", &to, b"", r);
+            }
+            return self.rcpt_common(to, "Relay_Client");
+        }
+        if let Some(refusal) = self.stranger_checks(&to, dns) {
+            return refusal;
+        }
+        let delay = match self.tarpit(&to) {
+            Ok(d) => d,
+            Err(s) => return s,
+        };
+        let step = match self.policy.rcpt(&to) {
+            RcptCheck::Accept(cond) => self.rcpt_common(to, cond),
+            RcptCheck::Unknown => {
+                let r = if self.cfg.recipients450 {
+                    b"450 sorry, mailbox currently unavailable (#4.2.1)\r\n".to_vec()
+                } else {
+                    with_extra(
+                        "550 sorry, no mailbox by that name",
+                        self.cfg.replies.mailbox.as_deref(),
+                        "#5.7.1",
+                    )
+                };
+                self.refuse_rcpt("RCPT", "Failed_Rcptto", &to, b"", r)
+            }
+            RcptCheck::Trouble(r) => Step {
+                reply: r.to_vec(),
+                delay: 0,
+                action: Action::Hangup,
+            },
+        };
+        Step { delay, ..step }
+    }
+
+    /// The checks for every client (badmailfrom, badrcptto, SIZE, the recipient limits),
+    /// then the recipient is accepted; `cond` is the log condition of a client that did
+    /// not authenticate and whose sender LOCALMFCHECK did not vouch for.
+    fn rcpt_common(&mut self, mut to: Vec<u8>, cond: &'static str) -> Step {
+        let (bad_from, too_big, mav) = match &self.mail {
+            Some(m) => (m.bad.bad, m.too_big, m.mav),
+            None => (None, false, None),
+        };
         if let Some(mark) = bad_from {
             let r = with_extra(
                 "553 sorry, your envelope sender is in my badmailfrom list",
@@ -460,9 +608,6 @@ impl Session {
                 "#5.7.1",
             );
             return self.refuse_rcpt("ORIG", "Bad_Mailfrom", &to, mark.as_bytes(), r);
-        }
-        if !relay && let Some(refusal) = self.stranger_checks(&to, dns) {
-            return refusal;
         }
         if filter::evaluate(&self.cfg.badrcptto, &to, None)
             .bad
@@ -483,21 +628,19 @@ impl Session {
             );
             return self.refuse_rcpt("RCPT", "Invalid_Size", &to, b"", r);
         }
-        let delay = match self.tarpit(&to) {
-            Ok(d) => d,
-            Err(s) => return s,
+        let limit = match self.cfg.maxrecipients {
+            0 => super::RCPT_HARD_MAX,
+            n => n.min(super::RCPT_HARD_MAX),
         };
-        let cond = if let Some(a) = &self.authed {
+        if self.rcpts.len() >= limit {
+            return self.too_many(&to);
+        }
+        let cond = if mav == Some(true) {
+            ("ORIG", "Local_Sender")
+        } else if let Some(a) = &self.authed {
             ("AUTH", a.method)
-        } else if relay {
-            ("RCPT", "Relay_Client")
         } else {
-            match self.policy.rcpt(&to) {
-                RcptCheck::Accept(cond) => ("RCPT", cond),
-                RcptCheck::Refuse(r) => {
-                    return self.refuse_rcpt("RCPT", "Failed_Rcptto", &to, b"", r);
-                }
-            }
+            ("RCPT", cond)
         };
         if let Some(suffix) = &self.cfg.relayclient {
             to.extend_from_slice(suffix);
@@ -507,19 +650,18 @@ impl Session {
         }
         self.note("Accept", cond.0, cond.1, &to, b"");
         self.rcpts.push(to);
-        Step {
-            delay,
-            ..reply(&b"250 ok\r\n"[..])
-        }
+        reply(&b"250 ok\r\n"[..])
     }
 
-    /// MAXRECIPIENTS, the hard recipient limit and TARPITCOUNT/TARPITDELAY: a refusal, or
-    /// the seconds to wait before accepting.
+    fn too_many(&mut self, to: &[u8]) -> Step {
+        self.failed = self.failed.saturating_add(1);
+        self.note("Reject", "RCPT", "Toomany_Rcptto", to, b"");
+        reply(&b"452 sorry, too many recipients (#4.5.3)\r\n"[..])
+    }
+
+    /// TARPITCOUNT and TARPITDELAY, for clients that may not relay: a refusal, or the
+    /// seconds to wait before answering.
     fn tarpit(&mut self, to: &[u8]) -> Result<u64, Step> {
-        let limit = match self.cfg.maxrecipients {
-            0 => super::RCPT_HARD_MAX,
-            n => n.min(super::RCPT_HARD_MAX),
-        };
         let count = self.cfg.tarpitcount;
         let over_count = count != 0 && self.attempts > count;
         // TARPITDELAY 0: no delay, but no recipient after TARPITCOUNT refused ones;
@@ -529,15 +671,8 @@ impl Session {
             999 => over_count,
             _ => false,
         };
-        if self.rcpts.len() >= limit || hard {
-            let cond = if hard {
-                "Failed_Rcptto"
-            } else {
-                "Toomany_Rcptto"
-            };
-            self.failed = self.failed.saturating_add(1);
-            self.note("Reject", "RCPT", cond, to, b"");
-            return Err(reply(&b"452 sorry, too many recipients (#4.5.3)\r\n"[..]));
+        if hard {
+            return Err(self.too_many(to));
         }
         Ok(if over_count { self.cfg.tarpitdelay } else { 0 })
     }
@@ -549,7 +684,8 @@ impl Session {
         if self.rcpts.is_empty() {
             return reply(&b"503 RCPT first (#5.5.1)\r\n"[..]);
         }
-        if self.cfg.tarpitcount != 0
+        if !self.relay()
+            && self.cfg.tarpitcount != 0
             && self.cfg.tarpitdelay == 999
             && self.attempts > self.cfg.tarpitcount
         {
