@@ -981,3 +981,120 @@ fn mime_and_loader_filters_catch_real_attachments() {
             .is_none()
     );
 }
+
+/// swaks authenticates through qmail-smtpd (under sslserver -n, after STARTTLS) with
+/// qmail-authuser as the checkpassword program: a users/authuser login with PLAIN, LOGIN
+/// and CRAM-MD5, and a login Dovecot checks (the `=` back end), with PLAIN and LOGIN.
+/// Wrong passwords get 535. The server runs as the instance's unprivileged account.
+#[test]
+fn swaks_authenticates_through_qmail_authuser_and_dovecot() {
+    let pw = Scratch::new("smtpdove");
+    open_up(&pw.0);
+    let pwfile = pw.0.join("passwd");
+    std::fs::write(&pwfile, "ann@dove.example:{PLAIN}dove-pass\n").unwrap();
+    std::fs::set_permissions(&pwfile, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let d = Dovecot::start(
+        &format!(
+            "  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {}",
+            pwfile.display()
+        ),
+        "",
+    );
+    let o = crate::harness::Owned::new();
+    o.file(
+        "users/authuser",
+        b"joe@mx.test:secret\n@dove.example:=\n",
+        0o600,
+    );
+    let (cert, key) = (o.inst.home.join("cert.pem"), o.inst.home.join("key.pem"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(made.status.success());
+    for f in [&cert, &key] {
+        std::os::unix::fs::chown(f, Some(o.uid), Some(o.gid)).unwrap();
+    }
+    let mut server = Command::new(programs().join("sslserver"))
+        .args(["-1", "-n", "-e", "-H", "-R", "-l", "mx.test"])
+        .args(["-u", &o.uid.to_string(), "-g", &o.gid.to_string()])
+        .args(["127.0.0.1", "0"])
+        .arg(o.inst.bin("qmail-smtpd"))
+        .arg(o.inst.bin("qmail-authuser"))
+        .arg("-s")
+        .arg(d.socket())
+        .args(["-x", "service=smtp", "true"])
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("QMAILHOME", &o.inst.home)
+        .env("CERTFILE", &cert)
+        .env("KEYFILE", &key)
+        .env("UCSPITLS", "")
+        .env("SMTPAUTH", "+cram")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("our sslserver (cargo build --all)");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Kill(server);
+    let port = line.trim().to_string();
+    let swaks = |user: &str, pass: &str, mech: &str| -> String {
+        let out = Command::new("swaks")
+            .args(["--server", "127.0.0.1", "--port", &port])
+            .args([
+                "--from",
+                "a@mx.test",
+                "--to",
+                "u@far.test",
+                "--helo",
+                "client.test",
+            ])
+            .args(["--timeout", "20", "--tls", "--auth", mech])
+            .args(["--auth-user", user, "--auth-password", pass])
+            .output()
+            .expect("swaks");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for (user, pass, mechs) in [
+        ("joe@mx.test", "secret", &["PLAIN", "LOGIN", "CRAM-MD5"][..]),
+        ("ann@dove.example", "dove-pass", &["PLAIN", "LOGIN"][..]),
+    ] {
+        for mech in mechs {
+            let t = swaks(user, pass, mech);
+            assert!(
+                t.contains("<~  235 ok, go ahead (#2.0.0)"),
+                "{user} {mech}: {t}"
+            );
+            assert!(t.contains("<~  250 ok "), "{user} {mech}: {t}");
+            let t = swaks(user, "wrong", mech);
+            assert!(
+                t.contains("<~* 535 authentication failed (#5.7.1)"),
+                "{user} {mech}: {t}"
+            );
+        }
+    }
+    let queued = o.inst.queue_dir("todo");
+    assert_eq!(queued.len(), 5);
+    for (_, env) in queued {
+        let e = String::from_utf8_lossy(&env).into_owned();
+        assert!(e.contains("Fa@mx.test\0Tu@far.test\0"), "{e:?}");
+    }
+}
