@@ -51,7 +51,7 @@ impl Home {
     }
 }
 
-fn open_up(p: &Path) {
+pub fn open_up(p: &Path) {
     let mut a = p.to_path_buf();
     loop {
         let m = std::fs::metadata(&a).unwrap().permissions().mode();
@@ -440,14 +440,14 @@ fn authuser_system_accounts_yescrypt_and_sha512() {
 }
 
 /// A private Dovecot: auth only, a passwd-file passdb, killed by pid on drop.
-struct Dovecot {
+pub struct Dovecot {
     child: Child,
-    dir: PathBuf,
+    pub dir: PathBuf,
     _s: Scratch,
 }
 
 impl Dovecot {
-    fn start(passdb: &str, extra: &str) -> Dovecot {
+    pub fn start(passdb: &str, extra: &str) -> Dovecot {
         let s = Scratch::new("dovecot");
         let dir = s.0.clone();
         open_up(&dir);
@@ -478,7 +478,7 @@ impl Dovecot {
         }
         Dovecot { child, dir, _s: s }
     }
-    fn socket(&self) -> PathBuf {
+    pub fn socket(&self) -> PathBuf {
         self.dir.join("run/auth-client")
     }
 }

@@ -1482,6 +1482,11 @@ impl Drop for Postfix {
 }
 
 fn postfix(p: &Pki, smtp: u16, smtps: u16, relay_port: u16) -> Postfix {
+    postfix_with(p, smtp, smtps, relay_port, "")
+}
+
+/// As [`postfix`], with `extra` appended to main.cf (later settings win).
+fn postfix_with(p: &Pki, smtp: u16, smtps: u16, relay_port: u16, extra: &str) -> Postfix {
     use std::os::unix::fs::PermissionsExt;
     let scratch = Scratch::new("postfix");
     let d = scratch.0.clone();
@@ -1508,7 +1513,7 @@ fn postfix(p: &Pki, smtp: u16, smtps: u16, relay_port: u16) -> Postfix {
          relayhost = [127.0.0.1]:{relay_port}\nsmtpd_tls_chain_files = {c}/cert.pem\n\
          smtpd_tls_security_level = may\nsmtpd_tls_received_header = yes\n\
          maillog_file = {d}/maillog\nmaillog_file_prefixes = {d}\nalias_maps =\n\
-         alias_database =\nsmtp_tls_security_level = none\n",
+         alias_database =\nsmtp_tls_security_level = none\n{extra}",
         q = queue.display(),
         data = data.display(),
         c = conf.display(),
@@ -1942,4 +1947,91 @@ fn postfix_relays_to_qmail_smtpd_as_its_relayhost() {
         "{text}"
     );
     assert!(text.ends_with("\n\n.leading dot\nline\n"), "{text}");
+}
+
+/// qmail-remote authenticates to a Postfix smtpd that requires AUTH (Dovecot SASL behind
+/// it offering PLAIN, LOGIN and CRAM-MD5, AUTH only after STARTTLS) with the credentials
+/// of the route (smtproutes `|user|password`), over TLS; a wrong password is refused with
+/// Postfix's 535 and nothing is relayed.
+#[test]
+fn auth_to_a_postfix_that_requires_it() {
+    let pw = Scratch::new("pfsasl");
+    crate::auth::open_up(&pw.0);
+    let pwfile = pw.0.join("passwd");
+    std::fs::write(&pwfile, "joe@example.org:{PLAIN}sesame\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pwfile, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let dove = crate::auth::Dovecot::start(
+        &format!(
+            "  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {}",
+            pwfile.display()
+        ),
+        "auth_mechanisms = plain login cram-md5",
+    );
+    let p = pki(&["postfix.test"]);
+    let (smtp, smtps, sink) = (
+        free_port("127.0.0.1"),
+        free_port("127.0.0.1"),
+        free_port("127.0.0.1"),
+    );
+    let scratch = Scratch::new("pfsasl-sink");
+    let dir = scratch.0.join("dump");
+    std::fs::create_dir_all(&dir).unwrap();
+    let _sink = smtp_sink(&format!("127.0.0.1:{sink}"), &dir);
+    let _pf = postfix_with(
+        &p,
+        smtp,
+        smtps,
+        sink,
+        &format!(
+            "mynetworks =\nsmtpd_sasl_auth_enable = yes\nsmtpd_sasl_type = dovecot\n\
+             smtpd_sasl_path = {}\nsmtpd_tls_auth_only = yes\n\
+             smtpd_relay_restrictions = permit_sasl_authenticated, reject\n",
+            dove.socket().display()
+        ),
+    );
+    let inst = Instance::new();
+    let ca = inst.home.join("control/ca.pem");
+    std::fs::write(&ca, &p.ca_pem).unwrap();
+    inst.control(
+        "tlsdestinations",
+        format!("127.0.0.1:{}\n", ca.display()).as_bytes(),
+    );
+    let args = ["example.test", "a@example.org", "b@example.test"];
+    let route = |pass: &str| {
+        inst.control(
+            "smtproutes",
+            format!("example.test:127.0.0.1;{smtp}|joe@example.org|{pass}\n").as_bytes(),
+        );
+    };
+    route("sesame");
+    let out = remote(&inst, &args, MSG, &[]);
+    assert!(
+        out.starts_with("r\0K127.0.0.1 TLS transmitted message accepted.\nRemote host said: 250 2.0.0 Ok: queued as "),
+        "{out:?}"
+    );
+    route("wrong");
+    let out = remote(&inst, &args, MSG, &[]);
+    assert!(out.starts_with("Z"), "{out:?}");
+    assert!(
+        out.contains(" but authentication was rejected ("),
+        "{out:?}"
+    );
+    assert!(out.contains("535 5.7.8"), "{out:?}");
+    let got = wait_for(30, || {
+        let d = dumps(&dir);
+        (!d.is_empty()).then_some(d)
+    })
+    .expect("the authenticated message was relayed to smtp-sink");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        dumps(&dir).len(),
+        1,
+        "only the authenticated message went on"
+    );
+    let t = String::from_utf8_lossy(&got[0]).into_owned();
+    assert!(t.contains(") with ESMTPSA id "), "{t}");
+    assert!(t.ends_with("\n\n.leading dot\nline\n\n"), "{t}");
 }
