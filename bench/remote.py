@@ -12,9 +12,10 @@ empty, and its log must show every message sent. Both run with 20 parallel deliv
 (qmail's concurrencyremote default; Postfix's default_destination_concurrency_limit set to
 match). Two sinks:
   plain     Postfix's smtp-sink on a loopback port;
-  STARTTLS  a private Postfix smtpd with a self-signed certificate that discards every
-            message to its discard transport (smtp-sink has no TLS); both clients use opportunistic STARTTLS without
-            verifying the certificate (tlsdestinations `*:`; smtp_tls_security_level=may).
+  STARTTLS  a private Postfix smtpd with a self-signed certificate that hands every
+            message to its discard transport (smtp-sink has no TLS); both clients use
+            opportunistic STARTTLS without verifying the certificate (tlsdestinations
+            `*:`; smtp_tls_security_level=may).
 The systems alternate within every round, ROUNDS rounds; medians and the ratio
 sqmail/Postfix are printed, with the CPU per message of each sender's process tree
 (utime+stime+cutime+cstime from /proc).
