@@ -36,6 +36,46 @@ pub enum Form {
 pub const FILES: &[(&str, Form, &str)] = &[
     ("me", Form::Line(""), "the default for many host names"),
     (
+        "authcleartext",
+        Form::List,
+        "qmail-remote: relays that may get AUTH without TLS",
+    ),
+    (
+        "authsenders",
+        Form::List,
+        "qmail-remote: relays and AUTH credentials by sender",
+    ),
+    (
+        "badhelo",
+        Form::List,
+        "qmail-smtpd: HELO names refused (HELOCHECK)",
+    ),
+    (
+        "badloadertypes",
+        Form::List,
+        "attachment loader signatures (compiled by qmail-badloadertypes)",
+    ),
+    (
+        "badloadertypes.cdb",
+        Form::Cdb,
+        "qmail-smtpd: attachment loader signatures (BADLOADERTYPE)",
+    ),
+    (
+        "badmimetypes",
+        Form::List,
+        "attachment types refused (compiled by qmail-badmimetypes)",
+    ),
+    (
+        "badmimetypes.cdb",
+        Form::Cdb,
+        "qmail-smtpd: attachment types refused (BADMIMETYPE)",
+    ),
+    (
+        "badrcptto",
+        Form::List,
+        "qmail-smtpd: envelope recipients refused",
+    ),
+    (
         "bouncefrom",
         Form::Line("MAILER-DAEMON"),
         "bounce From: local part",
@@ -76,6 +116,16 @@ pub const FILES: &[(&str, Form, &str)] = &[
         "qmail-inject: added to bare local parts",
     ),
     (
+        "domaincerts",
+        Form::List,
+        "qmail-remote: client certificates by sender domain",
+    ),
+    (
+        "domainips",
+        Form::List,
+        "qmail-remote: source address and HELO by sender domain",
+    ),
+    (
         "doublebouncehost",
         Form::LineOrMe("doublebouncehost"),
         "double bounces go to this host",
@@ -107,6 +157,16 @@ pub const FILES: &[(&str, Form, &str)] = &[
     ),
     ("locals", Form::ListOrMe, "domains delivered locally"),
     (
+        "mailfromrules",
+        Form::List,
+        "senders allowed to relay clients (compiled by qmail-mfrules)",
+    ),
+    (
+        "mailfromrules.cdb",
+        Form::Cdb,
+        "qmail-smtpd: senders allowed to relay clients (LOCALMFCHECK=!)",
+    ),
+    (
         "morercpthosts.cdb",
         Form::Cdb,
         "more rcpthosts (made by qmail-newmrh)",
@@ -122,12 +182,18 @@ pub const FILES: &[(&str, Form, &str)] = &[
         "qmail-inject: replaces a trailing +",
     ),
     ("qmqpservers", Form::List, "qmail-qmqpc: QMQP servers"),
+    ("qmtproutes", Form::List, "qmail-remote: QMTP routes"),
     (
         "queuelifetime",
         Form::Int(604_800),
         "seconds a message may stay in the queue",
     ),
     ("rcpthosts", Form::List, "domains accepted from the network"),
+    (
+        "recipients",
+        Form::List,
+        "qmail-smtpd: where recipients are looked up",
+    ),
     (
         "smtpgreeting",
         Form::LineOrMe(""),
@@ -153,6 +219,11 @@ pub const FILES: &[(&str, Form, &str)] = &[
         "timeoutsmtpd",
         Form::Int(1200),
         "qmail-smtpd: seconds to wait for the client",
+    ),
+    (
+        "tlsdestinations",
+        Form::List,
+        "qmail-remote: TLS policy by destination",
     ),
     ("virtualdomains", Form::List, "virtual users and domains"),
 ];

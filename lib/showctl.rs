@@ -436,7 +436,8 @@ mod tests {
     fn order_is_qmails_with_the_others_in_alphabetical_place() {
         let o = order();
         let pos = |n: &str| o.iter().position(|x| *x == n).unwrap();
-        assert_eq!(o.first(), Some(&"badmailfrom"));
+        assert_eq!(o.first(), Some(&"authcleartext"));
+        assert!(pos("badmailfrom") < pos("bouncefrom"));
         assert!(pos("bouncehost") < pos("bouncemaxbytes"));
         assert!(pos("bouncemaxbytes") < pos("concurrencylocal"));
         assert!(pos("locals") < pos("me") && pos("me") < pos("percenthack"));

@@ -485,6 +485,7 @@ fn qmail_showctl_explains_the_control_files() {
     }
     inst.control("me", b"mx.example.org\n");
     inst.control("databytes", b"1000000\n");
+    inst.control("tlsdestinations", b"*:\n");
     inst.control("bouncefrom", b"bounces\x01\n");
     inst.control("rcpthosts", b"example.org\n# x\n.example.net\n");
     inst.control("morercpthosts", b"more.example\n");
@@ -532,6 +533,7 @@ fn qmail_showctl_explains_the_control_files() {
         "\nmorercpthosts: \nSMTP clients may send messages to recipients at more.example.\n",
         "\nmorercpthosts.cdb: Oops! morercpthosts exists but morercpthosts.cdb doesn't.\n",
         "\nsmtpgreeting: (Default.) SMTP greeting: 220 mx.example.org.\n",
+        "\ntlsdestinations: \nqmail-remote: TLS policy by destination: *:.\n",
         "\nvirtualdomains: (Default.) No virtual domains.\n",
         "\nwhatever: I have no idea what this file does.\n",
     ];
