@@ -217,6 +217,32 @@ fn transaction_order_is_enforced() {
     );
 }
 
+/// Twenty bad commands (unknown, malformed, out of order, overlong) are answered one by
+/// one; the twenty-first ends the session with a 421, and nothing after it is read.
+#[test]
+fn too_many_bad_commands_end_the_session() {
+    let inst = Instance::new();
+    let long = format!("NOOP {}\r\n", "x".repeat(600));
+    let mut input = b"XYZZY\r\n".repeat(10);
+    input.extend_from_slice(b"NOOP\r\n");
+    input.extend_from_slice(&b"RCPT TO:<a@test.example>\r\n".repeat(5));
+    input.extend_from_slice(&b"MAIL FROM:a@b\r\n".repeat(4));
+    input.extend_from_slice(long.as_bytes());
+    input.extend_from_slice(b"BOGUS\r\nNOOP\r\n");
+    let (out, log) = session(&inst, &[], &input);
+    let want = [
+        "500 unimplemented (#5.5.1)\r\n".repeat(10),
+        "250 ok\r\n".to_string(),
+        "503 MAIL first (#5.5.1)\r\n".repeat(5),
+        "555 syntax error (#5.5.4)\r\n".repeat(4),
+        "500 command line too long (#5.5.6)\r\n".to_string(),
+        "421 too many bad commands; closing connection (#4.7.0)\r\n".to_string(),
+    ]
+    .concat();
+    assert!(out.ends_with(&want), "{out}");
+    assert!(log.contains("Reject::SNDR::Bad_Commands"), "{log}");
+}
+
 #[test]
 fn message_arrives_byte_exact_with_received_line() {
     let inst = Instance::new();

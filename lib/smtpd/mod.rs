@@ -40,6 +40,13 @@ pub const REPLY_TOO_LONG: &[u8] = b"500 command line too long (#5.5.6)\r\n";
 /// The default number of seconds to wait for the client (control/timeoutsmtpd).
 pub const TIMEOUT_SECS: u64 = 1200;
 
+/// Bad commands (unknown, malformed, out of order, overlong) a session may send; the next
+/// one ends it with [`REPLY_TOO_MANY_BAD`], as Postfix's smtpd_hard_error_limit does.
+pub const BAD_COMMANDS_MAX: u64 = 20;
+
+/// The reply that ends a session after [`BAD_COMMANDS_MAX`] bad commands.
+pub const REPLY_TOO_MANY_BAD: &[u8] = b"421 too many bad commands; closing connection (#4.7.0)\r\n";
+
 /// The recipients accepted per message when MAXRECIPIENTS does not say fewer.
 pub const RCPT_HARD_MAX: usize = 1000;
 

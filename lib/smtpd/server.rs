@@ -453,7 +453,17 @@ pub fn serve(o: &Options<'_>) -> Result<()> {
         let line = match conn.line(max) {
             Ok(Input::Line(l)) => l,
             Ok(Input::TooLong) => {
-                if !conn.write(REPLY_TOO_LONG) {
+                let step = s.bad_command(Step {
+                    reply: REPLY_TOO_LONG.to_vec(),
+                    delay: 0,
+                    action: Action::Continue,
+                });
+                let stop = step.action != Action::Continue;
+                let log = s.take_log();
+                if !log.is_empty() {
+                    prog::err(&log);
+                }
+                if !conn.write(&step.reply) || stop {
                     return Ok(());
                 }
                 continue;

@@ -117,6 +117,7 @@ pub struct Session {
     rcpts: Vec<Vec<u8>>,
     attempts: u64,
     failed: u64,
+    bad: u64,
     log: Vec<u8>,
 }
 
@@ -134,6 +135,7 @@ impl Session {
             rcpts: Vec::new(),
             attempts: 0,
             failed: 0,
+            bad: 0,
             log: Vec::new(),
         };
         s.cert_relay();
@@ -224,6 +226,33 @@ impl Session {
 
     /// Handles one line from the client, its line end removed.
     pub fn line(&mut self, line: &[u8], dns: &mut dyn Dns) -> Step {
+        let step = self.command(line, dns);
+        let bad = [&b"500 "[..], b"501 ", b"503 ", b"555 "]
+            .iter()
+            .any(|p| step.reply.starts_with(p));
+        if bad {
+            return self.bad_command(step);
+        }
+        step
+    }
+
+    /// Counts a bad command (the driver calls it for an overlong line, answered with
+    /// `reply`); past [`super::BAD_COMMANDS_MAX`] the reply becomes
+    /// [`super::REPLY_TOO_MANY_BAD`] and the session ends.
+    pub fn bad_command(&mut self, step: Step) -> Step {
+        self.bad += 1;
+        if self.bad <= super::BAD_COMMANDS_MAX {
+            return step;
+        }
+        self.note("Reject", "SNDR", "Bad_Commands", b"", b"");
+        Step {
+            reply: super::REPLY_TOO_MANY_BAD.to_vec(),
+            delay: 0,
+            action: Action::Hangup,
+        }
+    }
+
+    fn command(&mut self, line: &[u8], dns: &mut dyn Dns) -> Step {
         if let Some(ex) = self.exchange.take() {
             return self.auth_step(auth::next(ex, line));
         }
