@@ -44,6 +44,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from common import run, tree_cpu
 from inject import fsync_rate  # the same physical-limit loop as bench/inject.py
 
 ROUNDS = 3
@@ -53,44 +54,11 @@ DOMAIN = "bench.example"
 RCPT = USER + "@" + DOMAIN
 SENDER = "bench@" + DOMAIN
 BODY = b"Subject: bench\n\n" + (b"x" * 63 + b"\n") * 64
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def run(cmd, **kw):
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)
-    if r.returncode != 0:
-        raise SystemExit("%s exited %d:\n%s" % (cmd[0], r.returncode, r.stdout.decode(errors="replace")))
-    return r.stdout
 
 
 def children_cpu():
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
-
-
-def tree_cpu(root):
-    """Seconds of CPU of the process tree under (and including) pid `root`, from /proc."""
-    stats = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                s = f.read()
-        except OSError:
-            continue
-        fields = s[s.rfind(")") + 2:].split()
-        # state ppid ... utime(14) stime(15) cutime(16) cstime(17), counted from pid as 1
-        stats[int(name)] = (int(fields[1]), sum(int(x) for x in fields[11:15]))
-    total, todo, seen = 0, [root], set()
-    while todo:
-        p = todo.pop()
-        if p in seen or p not in stats:
-            continue
-        seen.add(p)
-        total += stats[p][1]
-        todo.extend(c for c, (pp, _) in stats.items() if pp == p)
-    return total / TICK
 
 
 def count_new(maildir):

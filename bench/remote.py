@@ -22,18 +22,16 @@ sqmail/Postfix are printed, with the CPU per message of each sender's process tr
 """
 
 import os
-import pwd
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-from local import run, tree_cpu
+from common import PostfixInstance, free_port, run, tree_cpu, wait_listening
 
 ROUNDS = 3
 CONCURRENCY = 20
@@ -41,101 +39,6 @@ DOMAIN = "sink.example"
 SENDER = "bench@bench.example"
 RCPT = "user@" + DOMAIN
 BODY = b"Subject: bench\n\n" + (b"x" * 63 + b"\n") * 64
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_listening(port, what):
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=2).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise SystemExit("%s does not listen on port %d" % (what, port))
-            time.sleep(0.05)
-
-
-def master_cf(extra):
-    """Debian's master.cf with every service out of chroot, no inet service, plus `extra`."""
-    lines = []
-    with open("/etc/postfix/master.cf") as f:
-        for line in f:
-            fields = line.split()
-            if line[:1] not in ("#", " ", "\t", "\n") and len(fields) >= 8:
-                if fields[1] == "inet":
-                    continue
-                if fields[4] == "y":
-                    fields[4] = "n"
-                line = "  ".join(fields) + "\n"
-            lines.append(line)
-    return "".join(lines) + extra
-
-
-class PostfixInstance:
-    """A private Postfix under `top` with the given main.cf settings and extra master lines."""
-
-    def __init__(self, top, settings, extra_master=""):
-        self.conf = os.path.join(top, "etc")
-        self.spool = os.path.join(top, "spool")
-        self.data = os.path.join(top, "data")
-        self.log = os.path.join(top, "maillog")
-        for d in (self.conf, self.spool, self.data):
-            os.makedirs(d)
-        os.chown(self.data, pwd.getpwnam("postfix").pw_uid, -1)
-        with open(os.path.join(self.conf, "master.cf"), "w") as f:
-            f.write(master_cf(extra_master))
-        open(os.path.join(self.conf, "main.cf"), "w").close()
-        base = [
-            "compatibility_level=3.6",
-            "config_directory=" + self.conf,
-            "queue_directory=" + self.spool,
-            "data_directory=" + self.data,
-            "mail_owner=postfix",
-            "setgid_group=postdrop",
-            "inet_interfaces=loopback-only",
-            "inet_protocols=ipv4",
-            "alias_maps=",
-            "alias_database=",
-            "biff=no",
-            "maillog_file=" + self.log,
-            "maillog_file_prefixes=" + top,
-        ]
-        run(["postconf", "-c", self.conf, "-e"] + base + settings)
-        run(["postfix", "-c", self.conf, "check"])
-        self.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "MAIL_CONFIG": self.conf}
-        self.pid = None
-
-    def start(self):
-        run(["postfix", "-c", self.conf, "start"], env=self.env)
-        with open(os.path.join(self.spool, "pid", "master.pid")) as f:
-            self.pid = int(f.read().split()[0])
-        return self.pid
-
-    def stop(self):
-        if self.pid is None:
-            return
-        run(["postfix", "-c", self.conf, "stop"], env=self.env)
-        deadline = time.monotonic() + 60
-        while os.path.exists("/proc/%d" % self.pid):
-            if time.monotonic() > deadline:
-                os.kill(self.pid, signal.SIGKILL)
-            time.sleep(0.05)
-        self.pid = None
-
-    def queued(self):
-        n = 0
-        for d in ("maildrop", "incoming", "active", "deferred", "hold"):
-            for _, _, files in os.walk(os.path.join(self.spool, d)):
-                n += len(files)
-        return n
 
 
 class SmtpSink:

@@ -34,7 +34,7 @@ import tempfile
 import time
 
 from inject import fsync_rate  # the physical limit, the same loop as bench/inject.py
-from local import run, tree_cpu
+from common import PostfixInstance, free_port, pss_kib, run, tree, tree_cpu, wait_listening
 
 ROUNDS = 3
 SESSIONS = (1, 10, 50)
@@ -42,57 +42,6 @@ IDLE = 50
 DOMAIN = "bench.example"
 SENDER = "bench@" + DOMAIN
 RCPT = "user@" + DOMAIN
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def tree(root):
-    kids = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open("/proc/%s/stat" % name) as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                kids.setdefault(ppid, []).append(int(name))
-            except (OSError, ValueError, IndexError):
-                pass
-    out, todo = [], [root]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(kids.get(p, []))
-    return out
-
-
-def pss_kib(pids):
-    total = 0
-    for p in pids:
-        try:
-            with open("/proc/%d/smaps_rollup" % p) as f:
-                for line in f:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
-
-
-def wait_listening(port, what):
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=2).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise SystemExit("%s does not listen on port %d" % (what, port))
-            time.sleep(0.05)
 
 
 class Sqmail:
@@ -146,60 +95,21 @@ class Postfix:
     name = "Postfix"
 
     def __init__(self, scratch):
-        self.conf = os.path.join(scratch, "postfix-etc")
-        self.spool = os.path.join(scratch, "postfix-spool")
-        self.data = os.path.join(scratch, "postfix-data")
-        for d in (self.conf, self.spool, self.data):
-            os.makedirs(d)
-        os.chown(self.data, pwd.getpwnam("postfix").pw_uid, -1)
         self.port = free_port()
-        lines = []
-        with open("/etc/postfix/master.cf") as f:
-            for line in f:
-                fields = line.split()
-                if line[:1] not in ("#", " ", "\t", "\n") and len(fields) >= 8:
-                    if fields[1] == "inet":
-                        continue
-                    if fields[4] == "y":
-                        fields[4] = "n"
-                    line = "  ".join(fields) + "\n"
-                lines.append(line)
-        lines.append("127.0.0.1:%d  inet  n  -  n  -  -  smtpd\n" % self.port)
-        with open(os.path.join(self.conf, "master.cf"), "w") as f:
-            f.writelines(lines)
-        open(os.path.join(self.conf, "main.cf"), "w").close()
-        settings = [
-            "compatibility_level=3.6",
-            "config_directory=" + self.conf,
-            "queue_directory=" + self.spool,
-            "data_directory=" + self.data,
-            "mail_owner=postfix",
-            "setgid_group=postdrop",
+        self.pf = PostfixInstance(os.path.join(scratch, "postfix"), [
             "myhostname=" + DOMAIN,
             "mydomain=" + DOMAIN,
             "myorigin=" + DOMAIN,
             "mydestination=" + DOMAIN,
             "local_recipient_maps=",
             "mynetworks=127.0.0.0/8",
-            "inet_interfaces=loopback-only",
-            "inet_protocols=ipv4",
             "smtpd_peername_lookup=no",
             "smtpd_client_restrictions=check_client_access static:HOLD",
-            "alias_maps=",
-            "alias_database=",
-            "biff=no",
-            "maillog_file=" + os.path.join(scratch, "postfix.log"),
-            "maillog_file_prefixes=" + scratch,
-        ]
-        run(["postconf", "-c", self.conf, "-e"] + settings)
-        run(["postfix", "-c", self.conf, "check"])
-        self.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "MAIL_CONFIG": self.conf}
+        ], "127.0.0.1:%d  inet  n  -  n  -  -  smtpd\n" % self.port)
         self.pid = None
 
     def start(self):
-        run(["postfix", "-c", self.conf, "start"], env=self.env)
-        with open(os.path.join(self.spool, "pid", "master.pid")) as f:
-            self.pid = int(f.read().split()[0])
+        self.pid = self.pf.start()
         wait_listening(self.port, "Postfix smtpd")
         return self.pid
 
@@ -207,20 +117,15 @@ class Postfix:
         return self.pid
 
     def stop(self):
-        run(["postfix", "-c", self.conf, "stop"], env=self.env)
-        deadline = time.monotonic() + 60
-        while os.path.exists("/proc/%d" % self.pid):
-            if time.monotonic() > deadline:
-                os.kill(self.pid, signal.SIGKILL)
-            time.sleep(0.05)
+        self.pf.stop()
         self.pid = None
 
     def queued(self):
-        return sum(len(fs) for _, _, fs in os.walk(os.path.join(self.spool, "hold")))
+        return sum(len(fs) for _, _, fs in os.walk(os.path.join(self.pf.spool, "hold")))
 
     def clear(self):
         for d in ("incoming", "active", "deferred", "maildrop", "hold"):
-            for top, _, files in os.walk(os.path.join(self.spool, d)):
+            for top, _, files in os.walk(os.path.join(self.pf.spool, d)):
                 for f in files:
                     os.unlink(os.path.join(top, f))
 

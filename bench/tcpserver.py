@@ -25,6 +25,8 @@ import sys
 import threading
 import time
 
+from common import pss_kib, tree
+
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 5
 THREADS = 8
 SECONDS = 3.0
@@ -106,40 +108,6 @@ def latency(binary):
         samples.append(time.perf_counter() - t)
     stop(p)
     return statistics.median(samples) * 1e6
-
-
-def tree(pid):
-    """pid and all its descendants."""
-    children = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                stat = f.read()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        children.setdefault(ppid, []).append(int(d))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(children.get(p, []))
-    return out
-
-
-def pss_kib(pids):
-    total = 0
-    for p in pids:
-        try:
-            with open("/proc/%d/smaps_rollup" % p) as f:
-                for line in f:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
 
 
 def memory(binary):
