@@ -65,29 +65,16 @@ fuzz-smoke fuzz:
 setup: build
 	$(RELEASE)/sqmail-setup $(if $(SINGLEUSER),-s) -p $(RELEASE) $(QMAILHOME)
 
-# The embedded default: a private single-user instance under ./run (mail for @localhost is
-# local: qmail-inject completes it to localhost.localdomain, control/me). qmail-send and its
-# helpers run in the foreground with the log on the terminal; a welcome message is queued
-# and delivered to a Maildir; Ctrl-C stops everything. It grows with the servers.
+# The embedded default: a private single-user instance under ./run on loopback, made and
+# started by sbin/sqmail-demo (see doc/sqmail-demo.8): qmail-send, SMTP with STARTTLS,
+# SMTPS, submission with STARTTLS and AUTH, logs on the terminal; a welcome message goes
+# in by submission, out through qmail-remote and back in to the Maildir. Ctrl-C stops it.
+SMTP_PORT ?= 2525
+SMTPS_PORT ?= 4465
+SUBMISSION_PORT ?= 5587
 run: build
-	@$(RELEASE)/sqmail-setup -s -l -m localhost.localdomain -p $(RELEASE) $(RUNDIR)/qmail
-	@set -e; home=$(RUNDIR)/qmail; me=$$(id -un); \
-	owner=$$(sed -n 1p $$home/control/conf-users); \
-	md=$$home/alias/$$me/Maildir; \
-	if test -f $$home/alias/.qmail-$$me && ! test -s $$home/alias/.qmail-$$me; then md=$$home/alias/Maildir; \
-	else test -f $$home/alias/.qmail-$$me || echo "./$$me/Maildir/" > $$home/alias/.qmail-$$me; fi; \
-	test -d $$md || { mkdir -p $$(dirname $$md) && $$home/bin/maildirmake $$md; }; \
-	chown -R $$owner $$home/alias 2>/dev/null || true; \
-	QMAILHOME=$$home $$home/bin/qmail-start ./Maildir/ & send=$$!; \
-	trap "kill -TERM $$send; wait $$send; exit 0" INT TERM; \
-	sleep 1; \
-	printf 'Subject: welcome\n\nThis message was queued and delivered by make run.\n' | \
-	  QMAILHOME=$$home $$home/bin/qmail-inject -f "$$me@localhost" "$$me@localhost"; \
-	echo; echo "Instance: $$home (qmail-send pid $$send). Mail for $$me@localhost is in"; \
-	echo "  $$md/new/"; \
-	echo "Send more:  echo 'Subject: hi' | QMAILHOME=$$home $$home/bin/sendmail -t $$me@localhost"; \
-	echo "Ctrl-C stops qmail-send."; \
-	wait $$send
+	@SMTP_PORT=$(SMTP_PORT) SMTPS_PORT=$(SMTPS_PORT) SUBMISSION_PORT=$(SUBMISSION_PORT) \
+	  sh sbin/sqmail-demo $(RELEASE) $(RUNDIR)
 
 bench: build
 	@dpkg -s $(BENCH_PACKAGES) >/dev/null 2>&1 || { echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections; \

@@ -5,6 +5,12 @@
 //!
 //! Running it again on an existing instance repairs owners and modes and adds what is
 //! missing; it never overwrites a control file or an alias file that exists.
+//!
+//! It also gives the instance a self-signed server certificate ([`cert`]) and the run
+//! scripts of its SMTP services with their compiled access rules ([`service`]).
+
+pub mod cert;
+pub mod service;
 
 use std::io::{self, Write};
 use std::os::unix::fs::{PermissionsExt, chown, symlink};
@@ -138,6 +144,10 @@ pub fn install(plan: &Plan, say: &mut dyn FnMut(&str)) -> Result<()> {
     if let Some(src) = &plan.programs {
         programs(plan, src, &o, say)?;
     }
+    let me = std::fs::read(plan.home.join("control/me")).map_err(sysio(&plan.home))?;
+    let me = me.split(|&b| b == b'\n').next().unwrap_or_default();
+    cert::install(&plan.home, me.trim_ascii(), &o)?;
+    service::install(&plan.home, &o, say)?;
     say(&format!("instance ready in {}", plan.home.display()));
     Ok(())
 }

@@ -14,6 +14,7 @@ mod auth;
 
 mod queue;
 
+mod demo;
 mod fuzz;
 mod inject;
 mod local;
