@@ -243,6 +243,34 @@ fn too_many_bad_commands_end_the_session() {
     assert!(log.contains("Reject::SNDR::Bad_Commands"), "{log}");
 }
 
+/// sslserver without -n has done the handshake before qmail-smtpd starts: with
+/// SSL_PROTOCOL set and no SSLCTLFD the session is TLS on any port (not only 465): the
+/// Received line says ESMTPS with the cipher; without SSL_PROTOCOL the same port is plain
+/// SMTP.
+#[test]
+fn smtps_is_recognised_on_any_port() {
+    let input = b"EHLO helo.test\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<u@test.example>\r\nDATA\r\nSubject: s\r\n\r\nbody\r\n.\r\nQUIT\r\n";
+    for (tls, want) in [(true, "with ESMTPS; "), (false, "with ESMTP; ")] {
+        let inst = Instance::new();
+        let mut env = vec![("TCPLOCALPORT", "4465"), ("UCSPITLS", "")];
+        if tls {
+            env.extend([
+                ("SSL_PROTOCOL", "TLSv1.3"),
+                ("SSL_CIPHER", "TLS_AES_128_GCM_SHA256"),
+                ("SSL_CIPHER_USEKEYSIZE", "128"),
+                ("SSL_CIPHER_ALGKEYSIZE", "128"),
+            ]);
+        }
+        let (out, _) = session(&inst, &env, input);
+        assert!(out.contains("\r\n250 ok "), "{out}");
+        assert!(!out.contains("STARTTLS"), "{out}");
+        let (mess, _) = &queued(&inst)[0];
+        let text = String::from_utf8_lossy(mess);
+        assert!(text.contains(want), "{text}");
+        assert_eq!(text.contains("  de/crypted with TLSv1.3: "), tls, "{text}");
+    }
+}
+
 #[test]
 fn message_arrives_byte_exact_with_received_line() {
     let inst = Instance::new();

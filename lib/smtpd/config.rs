@@ -247,7 +247,11 @@ impl Config {
             None => c.int("databytes", 0)?,
         };
         let lower = |l: Vec<Vec<u8>>| l.into_iter().map(|h| h.to_ascii_lowercase()).collect();
-        let tls_vars = (var("TCPLOCALPORT").as_deref() == Some(b"465")).then(ssl_vars);
+        // SMTPS: port 465 as in s/qmail, or any port where sslserver finished the handshake
+        // before starting us (SSL_PROTOCOL set, no UCSPI-TLS hand-off pending).
+        let smtps = var("TCPLOCALPORT").as_deref() == Some(b"465")
+            || (env::is_set("SSL_PROTOCOL") && !env::is_set("SSLCTLFD"));
+        let tls_vars = smtps.then(ssl_vars);
         Ok(Config {
             greeting: match c.line("smtpgreeting")? {
                 Some(g) => g,
