@@ -54,11 +54,11 @@ pub mod showctl;
 
 pub mod local;
 
+pub mod remote;
+
 pub mod auth;
 
 pub mod policy;
-
-pub mod remote;
 
 pub mod smtpd;
 

@@ -79,7 +79,7 @@ fn open_up_below(p: &Path) {
 }
 
 /// Runs `c` with `input` on descriptor 3 (a pipe), waiting at most 20 s.
-fn fd3(mut c: Command, input: &[u8]) -> Output {
+pub fn fd3(mut c: Command, input: &[u8]) -> Output {
     let (r, mut w) = std::io::pipe().unwrap();
     c.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -659,7 +659,12 @@ fn smtpam_asks_smtp_sink() {
     let gone = Sink::start(&["-q", "rcpt"]);
     assert_eq!(run(gone.port, None), 111);
     assert_eq!(run(free_port(), None), 111, "nobody listening");
-    assert_eq!(run(0, Some("s465")), 111, "implicit TLS is not supported");
+    let plain_on_tls = format!("s{}", ok.port);
+    assert_eq!(
+        run(0, Some(&plain_on_tls)),
+        111,
+        "a server that does not speak TLS on an s port: the handshake fails"
+    );
     assert_eq!(run(0, Some("port")), 2);
 }
 

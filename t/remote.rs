@@ -2035,3 +2035,40 @@ fn auth_to_a_postfix_that_requires_it() {
     assert!(t.contains(") with ESMTPSA id "), "{t}");
     assert!(t.ends_with("\n\n.leading dot\nline\n\n"), "{t}");
 }
+
+/// qmail-smtpam with an `s` port asks a server that speaks TLS from the first byte (Postfix
+/// with smtpd_tls_wrappermode): an accepted recipient exits 0, a refused one 1; the same
+/// port without the `s` cannot be spoken to (111).
+#[test]
+fn smtpam_over_implicit_tls_to_postfix() {
+    let p = pki(&["postfix.test"]);
+    let (smtp, smtps, sink) = (
+        free_port("127.0.0.1"),
+        free_port("127.0.0.1"),
+        free_port("127.0.0.1"),
+    );
+    let _pf = postfix_with(
+        &p,
+        smtp,
+        smtps,
+        sink,
+        "mynetworks =\nsmtpd_relay_restrictions = reject_unauth_destination\n",
+    );
+    let inst = Instance::new();
+    // The plain attempt below waits for a greeting that never comes.
+    inst.control("timeoutremote", b"3\n");
+    let ask = |port: String, addr: &[u8]| {
+        let mut c = inst.cmd("qmail-smtpam");
+        c.arg("127.0.0.1").arg(port);
+        let o = crate::auth::fd3(c, &[addr, b"\0\0\0"].concat());
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    assert_eq!(ask(format!("s{smtps}"), b"b@example.test").0, Some(0));
+    assert_eq!(ask(format!("S{smtps}"), b"b@example.test").0, Some(0));
+    assert_eq!(ask(format!("s{smtps}"), b"x@elsewhere.test").0, Some(1));
+    let (code, err) = ask(format!("{smtps}"), b"b@example.test");
+    assert_eq!(code, Some(111), "{err}");
+}

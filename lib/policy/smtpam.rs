@@ -4,8 +4,9 @@
 //! `MAIL FROM:<>`, `RCPT TO:<address>` and `QUIT`.
 //!
 //! Exit 0 when the server answers 250 to RCPT, 1 when it answers 5xx, 111 for anything else
-//! (no connection, a timeout, 4xx, a broken reply). Implicit TLS (a port written `s465`) is
-//! not supported: such a port exits 111.
+//! (no connection, a timeout, 4xx, a broken reply, a failed TLS handshake). A port written
+//! with an `s` (`s465`) means TLS from the first byte (RFC 8314); the connection is then
+//! encrypted, and the server's certificate is not checked.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -101,15 +102,14 @@ impl<T: Read> Read for ReadHalf<'_, T> {
 /// Runs qmail-smtpam with its arguments (after the program name).
 pub fn run(args: &[std::ffi::OsString], home: &Path) -> Result<(), Refusal> {
     let host = args.first().ok_or(Refusal::Misuse)?;
-    let port = match args.get(1) {
-        None => 25,
+    let (port, tls) = match args.get(1) {
+        None => (25, false),
         Some(p) => {
             let p = p.to_str().ok_or(Refusal::Misuse)?;
-            if p.starts_with('s') || p.starts_with('S') {
-                say("implicit TLS is not supported");
-                return Err(Refusal::Temporary);
+            match p.strip_prefix(['s', 'S']) {
+                Some(n) => (n.parse::<u16>().map_err(|_| Refusal::Misuse)?, true),
+                None => (p.parse::<u16>().map_err(|_| Refusal::Misuse)?, false),
             }
-            p.parse::<u16>().map_err(|_| Refusal::Misuse)?
         }
     };
     let mut fd3 = sys::inherited_fd(3).ok_or(Refusal::Misuse)?;
@@ -154,7 +154,27 @@ pub fn run(args: &[std::ffi::OsString], home: &Path) -> Result<(), Refusal> {
         if s.set_read_timeout(t).is_err() || s.set_write_timeout(t).is_err() {
             return Err(Refusal::Temporary);
         }
-        return dialogue(&mut s, &helohost, address);
+        if !tls {
+            return dialogue(&mut s, &helohost, address);
+        }
+        let setup = crate::remote::tls::Setup {
+            check: crate::remote::tls::Check::Nothing,
+            roots: crate::remote::tlsdest::Roots::Public,
+            host: host.to_string(),
+            sni: host
+                .parse::<std::net::IpAddr>()
+                .is_err()
+                .then(|| host.to_string()),
+            dane_names: Vec::new(),
+            client: None,
+        };
+        return match crate::remote::tls::handshake(&setup, s) {
+            Ok(mut t) => dialogue(&mut t, &helohost, address),
+            Err(e) => {
+                say(&format!("TLS handshake with {a} failed: {e:?}"));
+                Err(Refusal::Temporary)
+            }
+        };
     }
     say("unable to connect");
     Err(Refusal::Temporary)
