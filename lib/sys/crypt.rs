@@ -6,6 +6,8 @@
 use std::ffi::{CStr, CString};
 use std::io;
 
+use super::pw_string as cstr;
+
 #[link(name = "crypt")]
 unsafe extern "C" {
     fn crypt_rn(
@@ -59,55 +61,28 @@ pub struct SystemUser {
     pub hash: Vec<u8>,
 }
 
-fn cstr(p: *const libc::c_char) -> Vec<u8> {
-    if p.is_null() {
-        return Vec::new();
-    }
-    // SAFETY: callers pass pointers into a passwd or spwd filled in by the C library, whose
-    // strings are NUL-terminated and live in the buffer given to it.
-    unsafe { CStr::from_ptr(p) }.to_bytes().to_vec()
-}
-
 /// Looks an account up through the C library (passwd, then shadow for the hash). `Ok(None)`
 /// when there is no such account; an error is worth retrying (ETXTBSY, EIO and friends).
 /// Reading the shadow file needs root; without it the passwd field is used.
 pub fn system_user(name: &[u8]) -> io::Result<Option<SystemUser>> {
     let cname = CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;
-    let mut buf = vec![0u8; 4096];
-    let mut user = loop {
-        // SAFETY: a zeroed passwd is a valid out-parameter.
-        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut out: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer refers to live memory of the stated size.
-        let rc = unsafe {
-            libc::getpwnam_r(
-                cname.as_ptr(),
-                &mut pw,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut out,
-            )
-        };
-        if rc == libc::ERANGE && buf.len() < 1 << 20 {
-            buf.resize(buf.len() * 2, 0);
-            continue;
-        }
-        if rc != 0 {
-            return Err(io::Error::from_raw_os_error(rc));
-        }
-        if out.is_null() {
-            return Ok(None);
-        }
-        break SystemUser {
+    let found = super::passwd_lookup(
+        |pw, buf, out| {
+            // SAFETY: every pointer refers to live memory of the stated size.
+            unsafe { libc::getpwnam_r(cname.as_ptr(), pw, buf.as_mut_ptr().cast(), buf.len(), out) }
+        },
+        |pw| SystemUser {
             name: cstr(pw.pw_name),
             uid: pw.pw_uid,
             gid: pw.pw_gid,
             home: cstr(pw.pw_dir),
             shell: cstr(pw.pw_shell),
             hash: cstr(pw.pw_passwd),
-        };
+        },
+    )?;
+    let Some(mut user) = found else {
+        return Ok(None);
     };
-    buf.fill(0);
     if let Some(h) = shadow_hash(&cname)? {
         user.hash = h;
     }

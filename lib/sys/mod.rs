@@ -174,10 +174,12 @@ pub struct Account {
     pub home: Vec<u8>,
 }
 
-/// Runs a reentrant passwd lookup with a growing buffer and converts its answer.
-fn passwd_lookup(
+/// Runs a reentrant passwd lookup with a growing buffer and converts its answer with
+/// `convert` while the strings it points to are still in the buffer (which is then zeroed).
+pub(crate) fn passwd_lookup<T>(
     mut call: impl FnMut(&mut libc::passwd, &mut [u8], &mut *mut libc::passwd) -> libc::c_int,
-) -> io::Result<Option<Account>> {
+    convert: impl FnOnce(&libc::passwd) -> T,
+) -> io::Result<Option<T>> {
     let mut buf = vec![0u8; 4096];
     loop {
         // SAFETY: a zeroed passwd is a valid out-parameter.
@@ -194,14 +196,28 @@ fn passwd_lookup(
         if out.is_null() {
             return Ok(None);
         }
-        // SAFETY: on success pw_name and pw_dir point to NUL-terminated strings inside buf.
-        let (n, h) = unsafe { (CStr::from_ptr(pw.pw_name), CStr::from_ptr(pw.pw_dir)) };
-        return Ok(Some(Account {
-            name: n.to_bytes().to_vec(),
-            uid: pw.pw_uid,
-            gid: pw.pw_gid,
-            home: h.to_bytes().to_vec(),
-        }));
+        let t = convert(&pw);
+        buf.fill(0);
+        return Ok(Some(t));
+    }
+}
+
+/// A string of a passwd entry the C library filled in; empty for NULL.
+pub(crate) fn pw_string(p: *const libc::c_char) -> Vec<u8> {
+    if p.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: callers pass pointers from a passwd (or spwd) the C library filled in: they
+    // point to NUL-terminated strings inside the buffer given to it, which is still live.
+    unsafe { CStr::from_ptr(p) }.to_bytes().to_vec()
+}
+
+fn to_account(pw: &libc::passwd) -> Account {
+    Account {
+        name: pw_string(pw.pw_name),
+        uid: pw.pw_uid,
+        gid: pw.pw_gid,
+        home: pw_string(pw.pw_dir),
     }
 }
 
@@ -209,18 +225,24 @@ fn passwd_lookup(
 /// `Ok(None)` means there is no such account.
 pub fn account(name: &[u8]) -> io::Result<Option<Account>> {
     let cname = CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;
-    passwd_lookup(|pw, buf, out| {
-        // SAFETY: every pointer refers to live memory of the stated size.
-        unsafe { libc::getpwnam_r(cname.as_ptr(), pw, buf.as_mut_ptr().cast(), buf.len(), out) }
-    })
+    passwd_lookup(
+        |pw, buf, out| {
+            // SAFETY: every pointer refers to live memory of the stated size.
+            unsafe { libc::getpwnam_r(cname.as_ptr(), pw, buf.as_mut_ptr().cast(), buf.len(), out) }
+        },
+        to_account,
+    )
 }
 
 /// Looks an account up by user id. `Ok(None)` means there is no such account.
 pub fn account_by_uid(id: u32) -> io::Result<Option<Account>> {
-    passwd_lookup(|pw, buf, out| {
-        // SAFETY: every pointer refers to live memory of the stated size.
-        unsafe { libc::getpwuid_r(id, pw, buf.as_mut_ptr().cast(), buf.len(), out) }
-    })
+    passwd_lookup(
+        |pw, buf, out| {
+            // SAFETY: every pointer refers to live memory of the stated size.
+            unsafe { libc::getpwuid_r(id, pw, buf.as_mut_ptr().cast(), buf.len(), out) }
+        },
+        to_account,
+    )
 }
 
 /// The name of a group id, if it has one.
