@@ -396,15 +396,10 @@ impl Resolver {
     /// Temporary, when no answer could be had.
     pub fn mx_names(&self, name: &str) -> Result<Vec<String>, Failure> {
         Ok(self
-            .records(name, RecordType::MX)?
+            .mx(name)?
+            .unwrap_or_default()
             .into_iter()
-            .filter_map(|d| match d {
-                RData::MX(m) => {
-                    let n = m.exchange.to_ascii().to_ascii_lowercase();
-                    Some(n.strip_suffix('.').unwrap_or(&n).to_string())
-                }
-                _ => None,
-            })
+            .map(|(_, host)| host)
             .collect())
     }
 
