@@ -108,8 +108,13 @@ impl Queue {
                 std::ffi::OsString::from_vec(v.clone()),
             );
         }
+        // The callers already work in home; asking for a chdir anyway would make std fork
+        // instead of using posix_spawn where it cannot find posix_spawn's chdir action
+        // (statically linked programs), and a fork copies the caller's page tables.
+        if std::env::current_dir().ok().as_deref() != Some(home) {
+            cmd.current_dir(home);
+        }
         let mut child = cmd
-            .current_dir(home)
             .stdin(Stdio::piped())
             .stdout(Stdio::from(envelope_read))
             .spawn()

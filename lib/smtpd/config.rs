@@ -1,6 +1,8 @@
 //! What a session is configured with: the control files and the environment, read once at
 //! start (the only I/O of the library's pure side lives in [`Config::load`]).
 
+use std::cell::OnceCell;
+use std::net::IpAddr;
 use std::path::Path;
 
 use super::auth::Mechs;
@@ -163,7 +165,7 @@ pub struct Config {
     /// The client and the local name.
     pub peer: Peer,
     /// This machine's addresses (ipme) and TCPLOCALIP, for `[ip]` literals.
-    pub local_ips: Vec<std::net::IpAddr>,
+    pub local_ips: LocalIps,
     /// RELAYCLIENT.
     pub relayclient: Option<Vec<u8>>,
     /// HELOCHECK.
@@ -208,17 +210,44 @@ fn nonempty(v: Option<Vec<u8>>) -> Option<Vec<u8>> {
     v.filter(|v| !v.is_empty())
 }
 
-/// ipme: the interfaces' addresses, plus TCPLOCALIP (a NAT or proxy address).
-fn local_ips(tcplocalip: Option<Vec<u8>>) -> Result<Vec<std::net::IpAddr>> {
-    let mut v = crate::sys::local_addresses()
-        .map_err(|e| Failure::temp_io(Kind::System, "unable to figure out my IP addresses", e))?;
-    if let Some(ip) = tcplocalip
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.parse().ok())
-    {
-        v.push(ip);
+/// ipme: the interfaces' addresses, plus TCPLOCALIP (a NAT or proxy address). The
+/// interfaces are asked (a netlink dump) only when an `[ip]` literal first needs them:
+/// almost no session has one, and every session would pay for the dump.
+#[derive(Clone, Debug, Default)]
+pub struct LocalIps {
+    tcplocalip: Option<IpAddr>,
+    interfaces: OnceCell<Vec<IpAddr>>,
+}
+
+impl LocalIps {
+    /// TCPLOCALIP as the environment gives it; the interfaces are read on first use.
+    pub fn new(tcplocalip: Option<Vec<u8>>) -> LocalIps {
+        LocalIps {
+            tcplocalip: tcplocalip
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|s| s.parse().ok()),
+            interfaces: OnceCell::new(),
+        }
     }
-    Ok(v)
+
+    /// A fixed list, for tests.
+    pub fn fixed(ips: Vec<IpAddr>) -> LocalIps {
+        LocalIps {
+            tcplocalip: None,
+            interfaces: OnceCell::from(ips),
+        }
+    }
+
+    /// Whether `ip` is one of ours. An error is the interfaces' list could not be read.
+    pub fn contains(&self, ip: &IpAddr) -> std::io::Result<bool> {
+        if self.tcplocalip.as_ref() == Some(ip) {
+            return Ok(true);
+        }
+        if self.interfaces.get().is_none() {
+            let _ = self.interfaces.set(crate::sys::local_addresses()?);
+        }
+        Ok(self.interfaces.get().is_some_and(|v| v.contains(ip)))
+    }
 }
 
 /// The SSL_* variables of the environment.
@@ -284,7 +313,7 @@ impl Config {
                     .or_else(|| var("TCPLOCALIP"))
                     .unwrap_or_else(|| b"unknown".to_vec()),
             },
-            local_ips: local_ips(var("TCPLOCALIP"))?,
+            local_ips: LocalIps::new(var("TCPLOCALIP")),
             relayclient: env::var("RELAYCLIENT"),
             helocheck,
             mfdnscheck: env::is_set("MFDNSCHECK"),

@@ -1,6 +1,6 @@
 //! Byte-exact transcripts of the pure session, without processes or descriptors.
 
-use super::config::{AuthMode, Config, TlsMode};
+use super::config::{AuthMode, Config, LocalIps, TlsMode};
 use super::filter::RcptHosts;
 use super::policy::{NoDns, Policy};
 use super::session::{Action, AuthOutcome, Session};
@@ -272,4 +272,23 @@ fn rcpt_checks_the_client_side_before_the_common_filters() {
         assert_eq!(say(&mut s, &format!("RCPT TO:<{r}>")), "250 ok\r\n");
     }
     assert_eq!(say(&mut s, "DATA"), "354 go ahead\r\n");
+}
+
+#[test]
+fn an_address_literal_of_ours_is_the_local_host() {
+    let mut c = config();
+    c.localiphost = b"mx.test".to_vec();
+    c.local_ips = LocalIps::fixed(vec!["192.0.2.9".parse().unwrap()]);
+    let mut s = Session::new(c, Policy::default());
+    assert_eq!(say(&mut s, "HELO x"), "250 mx.test\r\n");
+    assert_eq!(say(&mut s, "MAIL FROM:<a@b>"), "250 ok\r\n");
+    assert_eq!(say(&mut s, "RCPT TO:<box@[192.0.2.9]>"), "250 ok\r\n");
+    assert!(say(&mut s, "RCPT TO:<box@[192.0.2.10]>").starts_with("553 "));
+    let mut c = config();
+    c.localiphost = b"mx.test".to_vec();
+    c.local_ips = LocalIps::new(Some(b"192.0.2.7".to_vec()));
+    let mut s = Session::new(c, Policy::default());
+    assert_eq!(say(&mut s, "HELO x"), "250 mx.test\r\n");
+    assert_eq!(say(&mut s, "MAIL FROM:<a@b>"), "250 ok\r\n");
+    assert_eq!(say(&mut s, "RCPT TO:<box@[192.0.2.7]>"), "250 ok\r\n");
 }

@@ -322,7 +322,10 @@ impl Session {
             return reply(&b"555 syntax error (#5.5.4)\r\n"[..]);
         };
         let params = mail_params(p.params);
-        let from = self.literal(p.addr);
+        let from = match self.literal(p.addr) {
+            Ok(a) => a,
+            Err(s) => return s,
+        };
         let too_big =
             self.cfg.databytes != 0 && params.size.is_some_and(|s| s > self.cfg.databytes);
         let host = self.cfg.peer.host.clone();
@@ -464,14 +467,15 @@ impl Session {
         }
     }
 
-    /// Rewrites `box@[ip]` for our own address to `box@localiphost`.
-    fn literal(&self, addr: Vec<u8>) -> Vec<u8> {
+    /// Rewrites `box@[ip]` for our own address to `box@localiphost`. When this machine's
+    /// addresses cannot be read the session ends with s/qmail's 421, as its start would.
+    fn literal(&self, addr: Vec<u8>) -> Result<Vec<u8>, Step> {
         let Some(at) = addr.iter().rposition(|&c| c == b'@') else {
-            return addr;
+            return Ok(addr);
         };
         let dom = addr.get(at + 1..).unwrap_or_default();
         let Some(ip) = dom.strip_prefix(b"[").and_then(|d| d.strip_suffix(b"]")) else {
-            return addr;
+            return Ok(addr);
         };
         let ip = ip
             .strip_prefix(b"IPv6:")
@@ -480,12 +484,23 @@ impl Session {
         let parsed = std::str::from_utf8(ip)
             .ok()
             .and_then(|t| t.parse::<std::net::IpAddr>().ok());
-        if parsed.is_some_and(|a| self.cfg.local_ips.contains(&a)) {
+        let ours = match parsed.map(|a| self.cfg.local_ips.contains(&a)) {
+            None => false,
+            Some(Ok(b)) => b,
+            Some(Err(_)) => {
+                return Err(Step {
+                    reply: b"421 unable to figure out my IP addresses (#4.3.0)\r\n".to_vec(),
+                    delay: 0,
+                    action: Action::Hangup,
+                });
+            }
+        };
+        if ours {
             let mut a = addr.get(..=at).unwrap_or_default().to_vec();
             a.extend_from_slice(&self.cfg.localiphost);
-            return a;
+            return Ok(a);
         }
-        addr
+        Ok(addr)
     }
 
     fn refuse_rcpt(&mut self, kind: &str, cond: &str, to: &[u8], extra: &[u8], r: Vec<u8>) -> Step {
@@ -576,7 +591,10 @@ impl Session {
         let Some(p) = command::path(arg) else {
             return reply(&b"555 syntax error (#5.5.4)\r\n"[..]);
         };
-        let to = self.literal(p.addr);
+        let to = match self.literal(p.addr) {
+            Ok(a) => a,
+            Err(s) => return s,
+        };
         self.attempts = self.attempts.saturating_add(1);
         // s/qmail's order: first the checks of the client's side (HELO, rcpthosts, the
         // tarpit and recipient verification for clients that may not relay; the sender
