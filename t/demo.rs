@@ -2,6 +2,10 @@
 //! directory. The welcome message must be refused on submission without AUTH, accepted
 //! with it, leave through qmail-remote with STARTTLS, come back through qmail-smtpd and
 //! land in the Maildir; afterwards nothing the script started may be left running.
+//!
+//! `SQMAIL_PROGRAMS` names another program directory for this test: `make test` points it at
+//! the release build, whose per-connection and per-message programs are linked statically,
+//! so that those are the programs the whole chain runs.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -43,15 +47,16 @@ fn make_run_delivers_the_welcome_message_through_submission_and_qmail_remote() {
     let rundir = scratch.0.join("run");
     let home = rundir.join("qmail");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("sbin/sqmail-demo");
+    let programs = std::env::var_os("SQMAIL_PROGRAMS").map_or_else(programs, PathBuf::from);
     assert!(
-        programs().join("sslserver").exists(),
+        programs.join("sslserver").exists(),
         "sslserver is not built: run `cargo build -p ucspi` first"
     );
     let (smtp, smtps, sub) = (free_port(), free_port(), free_port());
     let mut c = Command::new("sh");
     c.arg(&script)
         .arg("-x")
-        .arg(programs())
+        .arg(&programs)
         .arg(&rundir)
         .env_remove("QMAILHOME")
         .env_remove("DEMO_EXIT")
