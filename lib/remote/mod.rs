@@ -246,7 +246,9 @@ fn deliver(
         return Err(invoked_improperly());
     }
     let cfg = Config::load(home)?;
-    let mut msg = Vec::new();
+    // Room for a typical message up front: read_to_end on an empty Vec starts with 32-byte
+    // reads and doubles, a dozen system calls for a few KiB.
+    let mut msg = Vec::with_capacity(64 * 1024);
     input
         .read_to_end(&mut msg)
         .map_err(|_| z("Unable to read message. (#4.3.0)\n"))?;
