@@ -146,10 +146,15 @@ pub fn serve(d: &mut dyn Deliver, qmailq: u32, input: &mut File, out: &mut File)
         }
         let ready = sys::proc::poll(&fds, -1)?;
         // Children that exited: keep their status and drop our copy of their output pipe,
-        // so the pipe ends once everything the child left behind has closed it too.
+        // so the pipe ends once everything the child left behind has closed it too. Only
+        // after a SIGCHLD (a byte in the pipe): asking every running child at each wake-up
+        // would cost a wait system call per slot for every request and every result.
         let mut sink = [0u8; 64];
-        while child_ready.read(&mut sink).is_ok_and(|n| n > 0) {}
-        for r in slots.iter_mut().flatten() {
+        let mut exited = false;
+        while child_ready.read(&mut sink).is_ok_and(|n| n > 0) {
+            exited = true;
+        }
+        for r in slots.iter_mut().flatten().filter(|_| exited) {
             if r.status.is_none()
                 && let Ok(Some(st)) = r.child.try_wait()
             {
