@@ -108,9 +108,11 @@ impl Queue {
                 std::ffi::OsString::from_vec(v.clone()),
             );
         }
-        // The callers already work in home; asking for a chdir anyway would make std fork
-        // instead of using posix_spawn where it cannot find posix_spawn's chdir action
-        // (statically linked programs), and a fork copies the caller's page tables.
+        // qmail-queue (or $QMAILQUEUE) runs in home, as qmail's qmail_open has it.
+        // qmail-smtpd, the caller that queues most, already works there; asking std for the
+        // chdir anyway makes it fork instead of using posix_spawn in a statically linked
+        // program (it cannot find posix_spawn's chdir action there), and a fork copies the
+        // caller's page tables. The other callers work elsewhere and keep the chdir.
         if std::env::current_dir().ok().as_deref() != Some(home) {
             cmd.current_dir(home);
         }

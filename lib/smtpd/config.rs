@@ -1,5 +1,6 @@
 //! What a session is configured with: the control files and the environment, read once at
-//! start (the only I/O of the library's pure side lives in [`Config::load`]).
+//! start (the only I/O of the library's pure side lives in [`Config::load`], and in the
+//! interfaces' reader it hands [`LocalIps`], called at the first `[ip]` literal).
 
 use std::cell::OnceCell;
 use std::net::IpAddr;
@@ -210,43 +211,53 @@ fn nonempty(v: Option<Vec<u8>>) -> Option<Vec<u8>> {
     v.filter(|v| !v.is_empty())
 }
 
+/// How the interfaces' addresses are read: [`crate::sys::local_addresses`] for the real
+/// server, anything else in tests.
+pub type ReadInterfaces = fn() -> std::io::Result<Vec<IpAddr>>;
+
 /// ipme: the interfaces' addresses, plus TCPLOCALIP (a NAT or proxy address). The
-/// interfaces are asked (a netlink dump) only when an `[ip]` literal first needs them:
-/// almost no session has one, and every session would pay for the dump.
-#[derive(Clone, Debug, Default)]
+/// interfaces are read (a netlink dump) only when an `[ip]` literal first needs them:
+/// almost no session has one, and every session would pay for the dump. The default
+/// knows no interfaces.
+#[derive(Clone, Debug)]
 pub struct LocalIps {
     tcplocalip: Option<IpAddr>,
+    read: ReadInterfaces,
     interfaces: OnceCell<Vec<IpAddr>>,
 }
 
+impl Default for LocalIps {
+    fn default() -> LocalIps {
+        LocalIps::new(None, || Ok(Vec::new()))
+    }
+}
+
 impl LocalIps {
-    /// TCPLOCALIP as the environment gives it; the interfaces are read on first use.
-    pub fn new(tcplocalip: Option<Vec<u8>>) -> LocalIps {
+    /// TCPLOCALIP as the environment gives it; `read` is called at the first literal.
+    pub fn new(tcplocalip: Option<Vec<u8>>, read: ReadInterfaces) -> LocalIps {
         LocalIps {
             tcplocalip: tcplocalip
                 .and_then(|b| String::from_utf8(b).ok())
                 .and_then(|s| s.parse().ok()),
+            read,
             interfaces: OnceCell::new(),
         }
     }
 
-    /// A fixed list, for tests.
-    pub fn fixed(ips: Vec<IpAddr>) -> LocalIps {
-        LocalIps {
-            tcplocalip: None,
-            interfaces: OnceCell::from(ips),
-        }
-    }
-
-    /// Whether `ip` is one of ours. An error is the interfaces' list could not be read.
+    /// Whether `ip` is one of ours. An error is the interfaces' list could not be read;
+    /// it is asked again at the next literal.
     pub fn contains(&self, ip: &IpAddr) -> std::io::Result<bool> {
         if self.tcplocalip.as_ref() == Some(ip) {
             return Ok(true);
         }
-        if self.interfaces.get().is_none() {
-            let _ = self.interfaces.set(crate::sys::local_addresses()?);
-        }
-        Ok(self.interfaces.get().is_some_and(|v| v.contains(ip)))
+        let interfaces = match self.interfaces.get() {
+            Some(v) => v,
+            None => {
+                let v = (self.read)()?;
+                self.interfaces.get_or_init(|| v)
+            }
+        };
+        Ok(interfaces.contains(ip))
     }
 }
 
@@ -313,7 +324,7 @@ impl Config {
                     .or_else(|| var("TCPLOCALIP"))
                     .unwrap_or_else(|| b"unknown".to_vec()),
             },
-            local_ips: LocalIps::new(var("TCPLOCALIP")),
+            local_ips: LocalIps::new(var("TCPLOCALIP"), crate::sys::local_addresses),
             relayclient: env::var("RELAYCLIENT"),
             helocheck,
             mfdnscheck: env::is_set("MFDNSCHECK"),

@@ -278,7 +278,7 @@ fn rcpt_checks_the_client_side_before_the_common_filters() {
 fn an_address_literal_of_ours_is_the_local_host() {
     let mut c = config();
     c.localiphost = b"mx.test".to_vec();
-    c.local_ips = LocalIps::fixed(vec!["192.0.2.9".parse().unwrap()]);
+    c.local_ips = LocalIps::new(None, || Ok(vec!["192.0.2.9".parse().unwrap()]));
     let mut s = Session::new(c, Policy::default());
     assert_eq!(say(&mut s, "HELO x"), "250 mx.test\r\n");
     assert_eq!(say(&mut s, "MAIL FROM:<a@b>"), "250 ok\r\n");
@@ -286,9 +286,27 @@ fn an_address_literal_of_ours_is_the_local_host() {
     assert!(say(&mut s, "RCPT TO:<box@[192.0.2.10]>").starts_with("553 "));
     let mut c = config();
     c.localiphost = b"mx.test".to_vec();
-    c.local_ips = LocalIps::new(Some(b"192.0.2.7".to_vec()));
+    c.local_ips = LocalIps::new(Some(b"192.0.2.7".to_vec()), || {
+        Err(std::io::Error::other("TCPLOCALIP alone answers"))
+    });
     let mut s = Session::new(c, Policy::default());
     assert_eq!(say(&mut s, "HELO x"), "250 mx.test\r\n");
     assert_eq!(say(&mut s, "MAIL FROM:<a@b>"), "250 ok\r\n");
     assert_eq!(say(&mut s, "RCPT TO:<box@[192.0.2.7]>"), "250 ok\r\n");
+}
+
+#[test]
+fn unreadable_interfaces_end_the_session_with_421_at_the_first_literal() {
+    let mut c = config();
+    c.local_ips = LocalIps::new(None, || Err(std::io::Error::other("no netlink")));
+    let mut s = Session::new(c, Policy::default());
+    assert_eq!(say(&mut s, "HELO x"), "250 mx.test\r\n");
+    assert_eq!(say(&mut s, "MAIL FROM:<a@b>"), "250 ok\r\n");
+    assert_eq!(say(&mut s, "RCPT TO:<box@mx.test>"), "250 ok\r\n");
+    let step = s.line(b"RCPT TO:<box@[192.0.2.9]>", &mut NoDns);
+    assert_eq!(
+        step.reply,
+        b"421 unable to figure out my IP addresses (#4.3.0)\r\n"
+    );
+    assert_eq!(step.action, Action::Hangup);
 }

@@ -154,12 +154,14 @@ pub fn serve(d: &mut dyn Deliver, qmailq: u32, input: &mut File, out: &mut File)
         while child_ready.read(&mut sink).is_ok_and(|n| n > 0) {
             exited = true;
         }
-        for r in slots.iter_mut().flatten().filter(|_| exited) {
-            if r.status.is_none()
-                && let Ok(Some(st)) = r.child.try_wait()
-            {
-                r.status = Some(st);
-                r.writer = None;
+        if exited {
+            for r in slots.iter_mut().flatten() {
+                if r.status.is_none()
+                    && let Ok(Some(st)) = r.child.try_wait()
+                {
+                    r.status = Some(st);
+                    r.writer = None;
+                }
             }
         }
         let base = if reading { 2 } else { 1 };

@@ -1,7 +1,7 @@
 //! The session's second half: AUTH exchanges and the checkprogram's verdict, what goes
 //! to qmail-queue (environment and header fields), and the reply after DATA.
 
-use super::{Action, AuthOutcome, Authed, DataResult, Session, Step, reply, with_extra};
+use super::{Action, AuthOutcome, Authed, DataResult, Session, Step, hangup, reply, with_extra};
 use crate::fail::Class;
 use crate::smtpd::auth::{self, Credentials};
 use crate::smtpd::data::Defect;
@@ -143,11 +143,7 @@ impl Session {
             }
             (None, ContentCheck::Trouble, _) => {
                 self.reset();
-                return Step {
-                    reply: b"421 unable to read controls (#4.3.0)\r\n".to_vec(),
-                    delay: 0,
-                    action: Action::Hangup,
-                };
+                return hangup(&b"421 unable to read controls (#4.3.0)\r\n"[..]);
             }
             (None, ContentCheck::Refuse(cond, text), _) => {
                 let info = [b"'".as_slice(), text, b"'"].concat();

@@ -51,6 +51,15 @@ fn reply(r: impl Into<Vec<u8>>) -> Step {
     }
 }
 
+/// The last reply of a session.
+fn hangup(r: impl Into<Vec<u8>>) -> Step {
+    Step {
+        reply: r.into(),
+        delay: 0,
+        action: Action::Hangup,
+    }
+}
+
 fn with_extra(base: &str, extra: Option<&[u8]>, code: &str) -> Vec<u8> {
     let mut r = base.as_bytes().to_vec();
     if let Some(e) = extra {
@@ -245,11 +254,7 @@ impl Session {
             return step;
         }
         self.note("Reject", "SNDR", "Bad_Commands", b"", b"");
-        Step {
-            reply: super::REPLY_TOO_MANY_BAD.to_vec(),
-            delay: 0,
-            action: Action::Hangup,
-        }
+        hangup(super::REPLY_TOO_MANY_BAD)
     }
 
     fn command(&mut self, line: &[u8], dns: &mut dyn Dns) -> Step {
@@ -336,11 +341,7 @@ impl Session {
         let bad = filter::evaluate(&self.cfg.badmailfrom, &from, Some(client));
         self.reset();
         let Ok(mav) = self.mav(&from) else {
-            return Step {
-                reply: b"421 unable to read controls (#4.3.0)\r\n".to_vec(),
-                delay: 0,
-                action: Action::Hangup,
-            };
+            return hangup(&b"421 unable to read controls (#4.3.0)\r\n"[..]);
         };
         if !bad.whitelisted
             && let Some(refusal) = self.sender_check(&from, dns)
@@ -488,11 +489,9 @@ impl Session {
             None => false,
             Some(Ok(b)) => b,
             Some(Err(_)) => {
-                return Err(Step {
-                    reply: b"421 unable to figure out my IP addresses (#4.3.0)\r\n".to_vec(),
-                    delay: 0,
-                    action: Action::Hangup,
-                });
+                return Err(hangup(
+                    &b"421 unable to figure out my IP addresses (#4.3.0)\r\n"[..],
+                ));
             }
         };
         if ours {
@@ -573,11 +572,7 @@ impl Session {
                 return Some(self.refuse_rcpt("SNDR", "Invalid_Relay", to, b"", r));
             }
             Err(_) => {
-                return Some(Step {
-                    reply: b"421 unable to read controls (#4.3.0)\r\n".to_vec(),
-                    delay: 0,
-                    action: Action::Hangup,
-                });
+                return Some(hangup(&b"421 unable to read controls (#4.3.0)\r\n"[..]));
             }
         }
         None
@@ -631,11 +626,7 @@ impl Session {
                 };
                 self.refuse_rcpt("RCPT", "Failed_Rcptto", &to, b"", r)
             }
-            RcptCheck::Trouble(r) => Step {
-                reply: r.to_vec(),
-                delay: 0,
-                action: Action::Hangup,
-            },
+            RcptCheck::Trouble(r) => hangup(r),
         };
         Step { delay, ..step }
     }
@@ -736,11 +727,7 @@ impl Session {
             && self.cfg.tarpitdelay == 999
             && self.attempts > self.cfg.tarpitcount
         {
-            return Step {
-                reply: b"503 DATA command not accepted at this time (#5.5.1)\r\n".to_vec(),
-                delay: 0,
-                action: Action::Hangup,
-            };
+            return hangup(&b"503 DATA command not accepted at this time (#5.5.1)\r\n"[..]);
         }
         Step {
             reply: b"354 go ahead\r\n".to_vec(),
