@@ -250,12 +250,7 @@ impl Daemon {
             if sys::proc::take(Signal::Hangup) {
                 self.reread(&mut rw);
             }
-            let now = crate::date::now();
-            let timeout = if pending.is_empty() {
-                (next_scan - now).clamp(0, 86_400) * 1000 + 1000
-            } else {
-                0
-            };
+            let timeout = poll_timeout(!pending.is_empty(), next_scan, crate::date::now());
             let mut fds = vec![(
                 self.from_send.as_raw_fd(),
                 Ready {
@@ -272,8 +267,7 @@ impl Daemon {
                     },
                 ));
             }
-            let ready = sys::proc::poll(&fds, i32::try_from(timeout).unwrap_or(i32::MAX))
-                .unwrap_or_default();
+            let ready = sys::proc::poll(&fds, timeout).unwrap_or_default();
             if ready.first().is_some_and(|r| r.read) {
                 let mut b = [0u8; 1];
                 match self.from_send.read(&mut b) {
@@ -392,6 +386,17 @@ impl Daemon {
     }
 }
 
+/// Milliseconds qmail-todo may sleep in poll: none while messages wait or a scan is due
+/// (at start, next_scan is 0), else until the next scan plus a second, as qmail's
+/// SLEEP_FUZZ rounds the seconds clock up.
+fn poll_timeout(pending: bool, next_scan: i64, now: i64) -> i32 {
+    if pending || next_scan <= now {
+        return 0;
+    }
+    let ms = (next_scan - now).min(86_400) * 1000 + 1000;
+    i32::try_from(ms).unwrap_or(i32::MAX)
+}
+
 fn open_trigger() -> Option<File> {
     sys::proc::open_read_nonblock(Path::new("lock/trigger")).ok()
 }
@@ -399,6 +404,16 @@ fn open_trigger() -> Option<File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_due_scan_does_not_wait() {
+        // At start next_scan is 0: the first scan must not wait a second for nothing.
+        assert_eq!(poll_timeout(false, 0, 1_700_000_000), 0);
+        assert_eq!(poll_timeout(false, 100, 100), 0);
+        assert_eq!(poll_timeout(true, 200, 100), 0);
+        assert_eq!(poll_timeout(false, 101, 100), 2000);
+        assert_eq!(poll_timeout(false, i64::MAX, 0), 86_401_000);
+    }
 
     #[test]
     fn channel_letters() {
