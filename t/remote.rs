@@ -1374,6 +1374,73 @@ fn domainips_choose_the_local_address_and_the_helo_name() {
     );
 }
 
+/// In a network namespace of its own (`unshare -n`): a veth interface with two link-local
+/// addresses, a listener on fe80::1 that greets with the address a connection came from,
+/// and qmail-remote (argv), which gets its message on stdin. Prints qmail-remote's output.
+const LINK_LOCAL: &str = r#"
+import socket, subprocess, sys, time
+for c in (["ip", "link", "set", "lo", "up"],
+          ["ip", "link", "add", "sq0", "type", "veth", "peer", "name", "sq1"],
+          ["ip", "link", "set", "sq0", "up"], ["ip", "link", "set", "sq1", "up"],
+          ["ip", "-6", "addr", "add", "fe80::1/64", "dev", "sq0", "nodad"],
+          ["ip", "-6", "addr", "add", "fe80::2/64", "dev", "sq0", "nodad"]):
+    subprocess.run(c, check=True)
+l = socket.socket(socket.AF_INET6)
+l.bind(("fe80::1", 2525, 0, socket.if_nametoindex("sq0")))
+l.listen(1)
+l.settimeout(0.05)
+r = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE)
+deadline = time.monotonic() + 30
+while r.poll() is None and time.monotonic() < deadline:
+    try:
+        c, peer = l.accept()
+    except socket.timeout:
+        continue
+    c.sendall(("554 from %s\r\n" % peer[0]).encode())
+    c.close()
+sys.stdout.buffer.write(r.communicate()[0])
+"#;
+
+/// qmail-remote for `example.test`, run by [`LINK_LOCAL`] in a new network namespace.
+fn remote_link_local(inst: &Instance) -> String {
+    let q = inst.cmd("qmail-remote");
+    let mut c = Command::new("unshare");
+    c.args(["-n", "python3", "-c", LINK_LOCAL]);
+    c.arg(q.get_program());
+    c.args(["example.test", "a@example.org", "b@example.test"]);
+    for (k, v) in q.get_envs() {
+        if let Some(v) = v {
+            c.env(k, v);
+        }
+    }
+    let o = run_with(c, MSG, 60);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn domainips_interface_scopes_a_link_local_source() {
+    assert_eq!(
+        sqmail::sys::euid(),
+        0,
+        "this test makes a network namespace: it must run as root"
+    );
+    let inst = Instance::new();
+    inst.control("smtproutes", b"example.test:fe80::1;2525\n");
+    // Without its interface a link-local address has no scope: the bind fails, and
+    // a link-local destination cannot be reached.
+    inst.control("domainips", b"*:fe80::2%sq0\n");
+    assert_eq!(
+        remote_link_local(&inst),
+        "DConnected to fe80::1 but sender was rejected.\nRemote host said: 554 from fe80::2\n\0"
+    );
+    inst.control("domainips", b"*:fe80::2%nosuchif0\n");
+    assert_eq!(
+        remote_link_local(&inst),
+        "ZCan't bind to local ip address: fe80::2. (#4.3.0)\n\0"
+    );
+}
+
 #[test]
 fn domaincerts_present_a_client_certificate() {
     use rustls::pki_types::pem::PemObject;

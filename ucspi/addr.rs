@@ -215,18 +215,7 @@ pub fn ipv6(s: &[u8]) -> Option<Ipv6Addr> {
 }
 
 /// The index of a network interface by name (for an IPv6 link-local bind), from /sys.
-pub fn interface_index(name: &str) -> Option<u32> {
-    if name.is_empty() || name.contains('/') || name.starts_with('.') {
-        return None;
-    }
-    let idx = std::fs::read(
-        std::path::Path::new("/sys/class/net")
-            .join(name)
-            .join("ifindex"),
-    )
-    .ok()?;
-    u32::try_from(number(&idx)).ok().filter(|&n| n != 0)
-}
+pub use sqmail::sys::interface_index;
 
 #[cfg(test)]
 mod tests {

@@ -677,10 +677,23 @@ fn connect(
     port: u16,
     cfg: &Config,
 ) -> Result<std::net::TcpStream, Refused> {
-    let local = dip
-        .ip
-        .filter(|l| l.is_ipv4() == ip.is_ipv4())
-        .map(|l| SocketAddr::new(l, 0));
+    let cant_bind = || {
+        Refused::Bind(z(&format!(
+            "Can't bind to local ip address: {}. (#4.3.0)\n",
+            dip.ip.map(|i| i.to_string()).unwrap_or_default()
+        )))
+    };
+    let local = match dip.ip.filter(|l| l.is_ipv4() == ip.is_ipv4()) {
+        None => None,
+        Some(IpAddr::V6(l)) if dip.interface.is_some() => {
+            // `%ifname` gives the address its scope: a link-local source needs one, and
+            // the kernel then sends to a link-local destination through that interface.
+            let name = dip.interface.as_deref().unwrap_or_default();
+            let scope = crate::sys::interface_index(name).ok_or_else(cant_bind)?;
+            Some(SocketAddr::V6(std::net::SocketAddrV6::new(l, 0, 0, scope)))
+        }
+        Some(l) => Some(SocketAddr::new(l, 0)),
+    };
     let remote = SocketAddr::new(ip, port);
     let s = crate::sys::tcp_connect(
         local.as_ref(),
@@ -688,10 +701,7 @@ fn connect(
         Duration::from_secs(cfg.timeout_connect),
     )
     .map_err(|e| match e.kind() {
-        std::io::ErrorKind::AddrNotAvailable => Refused::Bind(z(&format!(
-            "Can't bind to local ip address: {}. (#4.3.0)\n",
-            dip.ip.map(|i| i.to_string()).unwrap_or_default()
-        ))),
+        std::io::ErrorKind::AddrNotAvailable => cant_bind(),
         std::io::ErrorKind::TimedOut | std::io::ErrorKind::ConnectionRefused => {
             Refused::Connect(true)
         }

@@ -762,6 +762,16 @@ pub fn fd_copy(fd: &impl std::os::fd::AsRawFd, target: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// The index of a network interface by name (what an IPv6 link-local address needs as
+/// its scope), asked of the kernel in this process's network namespace; None for a name
+/// that is not an interface there.
+pub fn interface_index(name: &str) -> Option<u32> {
+    let c = CString::new(name).ok()?;
+    // SAFETY: c is a NUL-terminated string that outlives the call.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    (i != 0).then_some(i)
+}
+
 /// The addresses of this host's network interfaces (qmail's ipme), from getifaddrs(3):
 /// IPv4 and IPv6, loopback included.
 pub fn local_addresses() -> io::Result<Vec<std::net::IpAddr>> {
@@ -814,6 +824,14 @@ mod tests {
     fn loopback_is_a_local_address() {
         let a = local_addresses().unwrap();
         assert!(a.contains(&"127.0.0.1".parse().unwrap()), "{a:?}");
+    }
+
+    #[test]
+    fn interfaces_are_found_by_name_only() {
+        assert_eq!(interface_index("lo"), Some(1));
+        for bad in ["", "nosuchif0", "../lo", ".", "lo/.."] {
+            assert_eq!(interface_index(bad), None, "{bad}");
+        }
     }
 
     #[test]
