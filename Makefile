@@ -11,7 +11,7 @@ RELEASE = target/release
 RUNDIR = $(CURDIR)/run
 
 # Debian packages the tests drive as independent peers.
-TEST_PACKAGES = tinycdb freecdb ucspi-tcp daemontools mandoc util-linux openssl python3 swaks libnet-ssleay-perl libio-socket-ssl-perl dnsmasq-base libcrypt-dev dovecot-core postfix unbound ldnsutils
+TEST_PACKAGES = tinycdb freecdb ucspi-tcp daemontools mandoc util-linux iproute2 openssl python3 swaks libnet-ssleay-perl libio-socket-ssl-perl dnsmasq-base libcrypt-dev dovecot-core postfix unbound ldnsutils
 BENCH_PACKAGES = hyperfine ucspi-tcp postfix openssl
 
 .PHONY: all build test check deps lint man-lint fuzz-smoke fuzz setup run bench clean
