@@ -34,6 +34,8 @@ fn remote(inst: &Instance, args: &[&str], msg: &[u8], env: &[(&str, &str)]) -> S
 struct Seen {
     lines: Vec<String>,
     data: Vec<u8>,
+    /// For each line, how many more whole lines had already arrived behind it.
+    ahead: Vec<usize>,
 }
 
 type Responder = Box<dyn FnMut(&str) -> Option<String> + Send>;
@@ -62,6 +64,8 @@ fn smtp_server(greeting: &str, respond: Responder) -> (u16, JoinHandle<Seen>) {
             }
             let cmd = line.trim_end().to_string();
             seen.lines.push(cmd.clone());
+            seen.ahead
+                .push(r.buffer().iter().filter(|&&b| b == b'\n').count());
             let Some(reply) = respond(&cmd) else {
                 return seen;
             };
@@ -232,6 +236,73 @@ fn every_reply_outcome_has_qmails_report() {
         let (out, _) = deliver(overrides, &["b@example.test"]);
         assert_eq!(&out, want, "{overrides:?}");
     }
+}
+
+#[test]
+fn envelope_is_pipelined_when_offered_and_judged_reply_by_reply() {
+    let recips = ["b@example.test", "c@example.test"];
+    // Offered: MAIL, both RCPTs and DATA arrive in one write.
+    let (out, seen) = deliver(&[], &recips);
+    assert!(
+        out.starts_with("r\0r\0K127.0.0.1 accepted message."),
+        "{out}"
+    );
+    let mail = seen
+        .lines
+        .iter()
+        .position(|l| l.starts_with("MAIL"))
+        .unwrap();
+    assert_eq!(
+        (&seen.lines[mail..mail + 4], seen.ahead[mail]),
+        (
+            &[
+                "MAIL FROM:<a@example.org>".to_string(),
+                "RCPT TO:<b@example.test>".to_string(),
+                "RCPT TO:<c@example.test>".to_string(),
+                "DATA".to_string()
+            ][..],
+            3
+        )
+    );
+    // Not offered: one command at a time.
+    let (out, seen) = deliver(&[("EHLO", "250 relay.test\r\n")], &recips);
+    assert!(
+        out.starts_with("r\0r\0K127.0.0.1 accepted message."),
+        "{out}"
+    );
+    let mail = seen
+        .lines
+        .iter()
+        .position(|l| l.starts_with("MAIL"))
+        .unwrap();
+    assert_eq!(seen.ahead[mail..mail + 4], [0, 0, 0, 0]);
+    // A refused sender: the recipients' and DATA's replies are read past, nothing is sent.
+    let (out, seen) = deliver(
+        &[
+            ("MAIL", "553 no thanks\r\n"),
+            ("RCPT", "503 need MAIL\r\n"),
+            ("DATA", "503 need RCPT\r\n"),
+        ],
+        &recips,
+    );
+    assert_eq!(
+        out,
+        "DConnected to 127.0.0.1 but sender was rejected.\nRemote host said: 553 no thanks\n\0"
+    );
+    assert!(seen.data.is_empty());
+    // One recipient refused: the other still gets the message.
+    let (out, seen) = deliver(&[("RCPT TO:<b@", "550 unknown\r\n")], &recips);
+    assert!(
+        out.starts_with(
+            "h127.0.0.1 does not like recipient.\nRemote host said: 550 unknown\n\0r\0K"
+        ),
+        "{out}"
+    );
+    assert_eq!(seen.data, WIRE);
+    // Every recipient refused, yet DATA answered 354: the message is ended empty at once.
+    let (out, seen) = deliver(&[("RCPT", "550 unknown\r\n")], &recips);
+    assert!(out.ends_with("DGiving up on 127.0.0.1.\n\0"), "{out}");
+    assert_eq!(seen.data, b".\r\n");
 }
 
 #[test]

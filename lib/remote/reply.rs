@@ -96,6 +96,8 @@ pub struct Extensions {
     pub smtputf8: bool,
     /// STARTTLS was offered.
     pub starttls: bool,
+    /// PIPELINING was offered (RFC 2920).
+    pub pipelining: bool,
     /// The AUTH mechanisms offered, upper-cased.
     pub auth: Vec<String>,
 }
@@ -112,6 +114,7 @@ impl Extensions {
                 Some("8BITMIME") => e.eightbit = true,
                 Some("SMTPUTF8") => e.smtputf8 = true,
                 Some("STARTTLS") => e.starttls = true,
+                Some("PIPELINING") => e.pipelining = true,
                 Some("AUTH") => e.auth.extend(w.map(str::to_string)),
                 Some(k) if k.starts_with("AUTH=") => {
                     e.auth.extend(k.get(5..).map(str::to_string));
@@ -150,7 +153,11 @@ mod tests {
         assert_eq!(r.lines.len(), 3);
         assert_eq!(r.text, b"250-a.example\n250-SIZE 100\n250 8BITMIME\n");
         let e = Extensions::parse(&r);
-        assert!(e.size && e.eightbit && !e.starttls);
+        assert!(e.size && e.eightbit && !e.starttls && !e.pipelining);
+        let r = parse(&[b"250-a.example\r", b"250 pipelining\r"])
+            .unwrap()
+            .unwrap();
+        assert!(Extensions::parse(&r).pipelining);
         assert_eq!(parse(&[b"354"]).unwrap().unwrap().code, 354);
         assert_eq!(parse(&[b"250-a"]).unwrap(), None);
     }

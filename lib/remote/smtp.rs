@@ -23,6 +23,11 @@ pub struct Session<'a> {
 
 type Step<T> = Result<T, Outcome>;
 
+/// Most recipients sent in one pipelined write. Their replies (some 50 bytes each) then
+/// always fit in the socket buffers, so the server can never block writing them while
+/// this side still blocks writing commands.
+const PIPELINE_RCPTS: usize = 100;
+
 impl<'a> Session<'a> {
     /// A session with `ip` on `conn`; `plain_ok` says whether a failed opportunistic
     /// handshake may be retried without TLS.
@@ -281,7 +286,8 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn mail(&mut self, ext: &Extensions, auth_as: Option<Vec<u8>>) -> Step<()> {
+    /// The MAIL command for this message, with the parameters the server offered.
+    fn mail_line(&mut self, ext: &Extensions, auth_as: Option<Vec<u8>>) -> Step<Vec<u8>> {
         let c = self.ctx;
         if c.needs_utf8 && !ext.smtputf8 {
             return Err(self.quit(
@@ -307,45 +313,107 @@ impl<'a> Session<'a> {
         if c.needs_utf8 {
             line.extend_from_slice(b" SMTPUTF8");
         }
-        let r = self.cmd(&line)?;
+        Ok(line)
+    }
+
+    fn mail_verdict(&mut self, r: &Reply) -> Step<()> {
         if r.code >= 500 {
-            return Err(self.quit(b'D', "Connected to ", " but sender was rejected", Some(&r)));
+            return Err(self.quit(b'D', "Connected to ", " but sender was rejected", Some(r)));
         }
         if r.code >= 400 {
-            return Err(self.quit(
-                b'Z',
-                "Connected to ",
-                " but sender was greylisted",
-                Some(&r),
-            ));
+            return Err(self.quit(b'Z', "Connected to ", " but sender was greylisted", Some(r)));
         }
         Ok(())
     }
 
-    fn rcpts(&mut self) -> Step<bool> {
-        let mut any = false;
-        for rcpt in &self.ctx.recips {
-            let mut line = b"RCPT TO:<".to_vec();
-            line.extend_from_slice(rcpt);
-            line.push(b'>');
-            let r = self.cmd(&line)?;
-            let (letter, why) = match r.code {
-                500.. => (b'h', "does not like recipient"),
-                421 | 450 => (b's', "probably greylisting"),
-                400..=499 => (b's', "does not like recipient"),
-                _ => {
-                    self.out.extend_from_slice(b"r\0");
-                    any = true;
-                    continue;
-                }
-            };
-            self.out.push(letter);
-            let mut text = format!("{} {why}.\n", self.ip).into_bytes();
-            said(&mut text, &r);
-            self.out.extend_from_slice(&text);
-            self.out.push(0);
+    fn rcpt_line(rcpt: &[u8]) -> Vec<u8> {
+        let mut line = b"RCPT TO:<".to_vec();
+        line.extend_from_slice(rcpt);
+        line.push(b'>');
+        line
+    }
+
+    /// Records one recipient's result for qmail-rspawn; true when it was accepted.
+    fn rcpt_verdict(&mut self, r: &Reply) -> bool {
+        let (letter, why) = match r.code {
+            500.. => (b'h', "does not like recipient"),
+            421 | 450 => (b's', "probably greylisting"),
+            400..=499 => (b's', "does not like recipient"),
+            _ => {
+                self.out.extend_from_slice(b"r\0");
+                return true;
+            }
+        };
+        self.out.push(letter);
+        let mut text = format!("{} {why}.\n", self.ip).into_bytes();
+        said(&mut text, r);
+        self.out.extend_from_slice(&text);
+        self.out.push(0);
+        false
+    }
+
+    fn data_verdict(&mut self, r: &Reply) -> Step<()> {
+        if r.code >= 500 {
+            return Err(self.quit(b'D', "", " failed on DATA command", Some(r)));
         }
-        Ok(any)
+        if r.code == 451 {
+            return Err(self.quit(b'Z', "", " message was greylisted", Some(r)));
+        }
+        if r.code >= 400 {
+            return Err(self.quit(b'Z', "", " failed on DATA command", Some(r)));
+        }
+        Ok(())
+    }
+
+    /// MAIL, RCPT and DATA one at a time, each waiting for its reply.
+    fn envelope_lockstep(&mut self, mail: &[u8]) -> Step<()> {
+        let r = self.cmd(mail)?;
+        self.mail_verdict(&r)?;
+        let mut any = false;
+        for i in 0..self.ctx.recips.len() {
+            let line = Self::rcpt_line(self.ctx.recips.get(i).map_or(&[][..], Vec::as_slice));
+            let r = self.cmd(&line)?;
+            any |= self.rcpt_verdict(&r);
+        }
+        if !any {
+            return Err(self.quit(b'D', "Giving up on ", "", None));
+        }
+        let r = self.cmd(b"DATA")?;
+        self.data_verdict(&r)
+    }
+
+    /// MAIL, every RCPT and DATA in one write (RFC 2920), then their replies in order.
+    /// The replies are judged exactly as one at a time; a server that answers DATA with
+    /// 354 although it took no recipient gets an empty message ended at once.
+    fn envelope_pipelined(&mut self, mail: &[u8]) -> Step<()> {
+        let mut batch = mail.to_vec();
+        batch.extend_from_slice(b"\r\n");
+        for rcpt in &self.ctx.recips {
+            batch.extend_from_slice(&Self::rcpt_line(rcpt));
+            batch.extend_from_slice(b"\r\n");
+        }
+        batch.extend_from_slice(b"DATA\r\n");
+        if self.conn()?.send(&batch).is_err() {
+            return Err(Outcome::Done(self.dropped()));
+        }
+        let r = self.reply()?;
+        self.mail_verdict(&r)?;
+        let mut any = false;
+        for _ in 0..self.ctx.recips.len() {
+            let r = self.reply()?;
+            any |= self.rcpt_verdict(&r);
+        }
+        let r = self.reply()?;
+        if !any {
+            if r.code == 354 {
+                let ended = self.conn()?.send(b".\r\n").is_ok();
+                if ended {
+                    let _ = self.reply()?;
+                }
+            }
+            return Err(self.quit(b'D', "Giving up on ", "", None));
+        }
+        self.data_verdict(&r)
     }
 
     fn dialogue(&mut self) -> Step<Outcome> {
@@ -353,19 +421,11 @@ impl<'a> Session<'a> {
         let ext = self.ehlo()?;
         let ext = self.starttls(ext)?;
         let auth_as = self.auth(&ext)?;
-        self.mail(&ext, auth_as)?;
-        if !self.rcpts()? {
-            return Ok(self.quit(b'D', "Giving up on ", "", None));
-        }
-        let r = self.cmd(b"DATA")?;
-        if r.code >= 500 {
-            return Ok(self.quit(b'D', "", " failed on DATA command", Some(&r)));
-        }
-        if r.code == 451 {
-            return Ok(self.quit(b'Z', "", " message was greylisted", Some(&r)));
-        }
-        if r.code >= 400 {
-            return Ok(self.quit(b'Z', "", " failed on DATA command", Some(&r)));
+        let mail = self.mail_line(&ext, auth_as)?;
+        if ext.pipelining && self.ctx.recips.len() <= PIPELINE_RCPTS {
+            self.envelope_pipelined(&mail)?;
+        } else {
+            self.envelope_lockstep(&mail)?;
         }
         let data = &self.ctx.data;
         let (body, end) = data.split_at(data.len().saturating_sub(3));
