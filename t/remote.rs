@@ -241,41 +241,45 @@ fn every_reply_outcome_has_qmails_report() {
 #[test]
 fn envelope_is_pipelined_when_offered_and_judged_reply_by_reply() {
     let recips = ["b@example.test", "c@example.test"];
+    // The envelope's commands as the server read them, each with the number of whole
+    // lines that had already arrived behind it.
+    let envelope = |ehlo: &str| {
+        let (out, seen) = deliver(&[("EHLO", ehlo)], &recips);
+        assert!(
+            out.starts_with("r\0r\0K127.0.0.1 accepted message."),
+            "{out}"
+        );
+        let at = seen
+            .lines
+            .iter()
+            .position(|l| l.starts_with("MAIL"))
+            .unwrap();
+        let lines: Vec<(String, usize)> = (at..at + 4)
+            .map(|i| (seen.lines[i].clone(), seen.ahead[i]))
+            .collect();
+        lines
+    };
+    let line = |l: &str, n| (l.to_string(), n);
     // Offered: MAIL, both RCPTs and DATA arrive in one write.
-    let (out, seen) = deliver(&[], &recips);
-    assert!(
-        out.starts_with("r\0r\0K127.0.0.1 accepted message."),
-        "{out}"
-    );
-    let mail = seen
-        .lines
-        .iter()
-        .position(|l| l.starts_with("MAIL"))
-        .unwrap();
     assert_eq!(
-        (&seen.lines[mail..mail + 4], seen.ahead[mail]),
-        (
-            &[
-                "MAIL FROM:<a@example.org>".to_string(),
-                "RCPT TO:<b@example.test>".to_string(),
-                "RCPT TO:<c@example.test>".to_string(),
-                "DATA".to_string()
-            ][..],
-            3
-        )
+        envelope("250-relay.test\r\n250 PIPELINING\r\n"),
+        [
+            line("MAIL FROM:<a@example.org>", 3),
+            line("RCPT TO:<b@example.test>", 2),
+            line("RCPT TO:<c@example.test>", 1),
+            line("DATA", 0)
+        ]
     );
     // Not offered: one command at a time.
-    let (out, seen) = deliver(&[("EHLO", "250 relay.test\r\n")], &recips);
-    assert!(
-        out.starts_with("r\0r\0K127.0.0.1 accepted message."),
-        "{out}"
+    assert_eq!(
+        envelope("250 relay.test\r\n"),
+        [
+            line("MAIL FROM:<a@example.org>", 0),
+            line("RCPT TO:<b@example.test>", 0),
+            line("RCPT TO:<c@example.test>", 0),
+            line("DATA", 0)
+        ]
     );
-    let mail = seen
-        .lines
-        .iter()
-        .position(|l| l.starts_with("MAIL"))
-        .unwrap();
-    assert_eq!(seen.ahead[mail..mail + 4], [0, 0, 0, 0]);
     // A refused sender: the recipients' and DATA's replies are read past, nothing is sent.
     let (out, seen) = deliver(
         &[
