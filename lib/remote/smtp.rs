@@ -370,9 +370,9 @@ impl<'a> Session<'a> {
         let r = self.cmd(mail)?;
         self.mail_verdict(&r)?;
         let mut any = false;
-        for i in 0..self.ctx.recips.len() {
-            let line = Self::rcpt_line(self.ctx.recips.get(i).map_or(&[][..], Vec::as_slice));
-            let r = self.cmd(&line)?;
+        let ctx = self.ctx;
+        for rcpt in &ctx.recips {
+            let r = self.cmd(&Self::rcpt_line(rcpt))?;
             any |= self.rcpt_verdict(&r);
         }
         if !any {
