@@ -130,6 +130,11 @@ pub fn inode(p: &Path) -> u64 {
 
 /// Runs a command with `input` on fd 0, waiting at most `secs`; the child is killed by pid
 /// if it overstays. Output is read while the child runs, so a chatty program cannot block.
+/// Fails the test unless it runs as root; `why` says what needs root.
+pub fn must_be_root(why: &str) {
+    assert_eq!(sys::euid(), 0, "{why}: this test must run as root");
+}
+
 pub fn run_with(mut c: Command, input: &[u8], secs: u64) -> Output {
     use std::io::Read;
     c.stdin(Stdio::piped())

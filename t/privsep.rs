@@ -125,11 +125,7 @@ fn new_owners(dir: &Path) -> Vec<u32> {
 
 #[test]
 fn daemons_and_deliveries_run_as_qmails_accounts_never_as_root() {
-    assert_eq!(
-        sqmail::sys::euid(),
-        0,
-        "this test installs a multi-user instance and creates accounts: it must run as root"
-    );
+    crate::harness::must_be_root("it installs a multi-user instance and creates accounts");
     let s = Scratch::new("privsep");
     // The accounts must reach the instance and the user's home: every directory from the
     // scratch directory up to cargo's target directory is made traversable.

@@ -297,11 +297,7 @@ fn unreadable_configuration_exits_55() {
 /// Needs root (mount); CI runs as root.
 #[test]
 fn full_disk_exits_53_and_leaves_nothing() {
-    assert_eq!(
-        sqmail::sys::euid(),
-        0,
-        "this test mounts a tmpfs and must run as root"
-    );
+    crate::harness::must_be_root("it mounts a tmpfs");
     let s = Scratch::new("full");
     let mnt = s.0.join("mnt");
     std::fs::create_dir(&mnt).unwrap();
@@ -436,11 +432,7 @@ fn kill_9_at_random_moments_loses_no_acknowledged_message() {
 /// qmail-queue setuid qmailq queueing for an ordinary user.
 #[test]
 fn multi_user_instance_has_qmails_owners_and_setuid_queue() {
-    assert_eq!(
-        sqmail::sys::euid(),
-        0,
-        "installing a multi-user instance needs root"
-    );
+    crate::harness::must_be_root("it installs a multi-user instance");
     let s = Scratch::new("multi");
     std::fs::set_permissions(&s.0, std::fs::Permissions::from_mode(0o755)).unwrap();
     let home = s.0.join("qmail");

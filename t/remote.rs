@@ -1495,11 +1495,7 @@ fn remote_link_local(inst: &Instance) -> String {
 
 #[test]
 fn domainips_interface_scopes_a_link_local_source() {
-    assert_eq!(
-        sqmail::sys::euid(),
-        0,
-        "this test makes a network namespace: it must run as root"
-    );
+    crate::harness::must_be_root("it makes a network namespace");
     let inst = Instance::new();
     inst.control("smtproutes", b"example.test:fe80::1;2525\n");
     // Without its interface a link-local address has no scope: the bind fails, and

@@ -486,11 +486,7 @@ fn sigkill_under_load_loses_no_acknowledged_message() {
 /// nothing lost. Needs root to mount a small tmpfs.
 #[test]
 fn full_disk_under_the_maildir_defers_and_loses_nothing() {
-    assert_eq!(
-        sqmail::sys::euid(),
-        0,
-        "this test mounts a tmpfs and must run as root"
-    );
+    crate::harness::must_be_root("it mounts a tmpfs");
     let o = Owned::new();
     o.file("alias/.qmail-default", b"./Maildir/\n", 0o644);
     let md = o.inst.home.join("alias/Maildir");

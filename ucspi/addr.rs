@@ -214,7 +214,8 @@ pub fn ipv6(s: &[u8]) -> Option<Ipv6Addr> {
     std::str::from_utf8(s).ok()?.parse().ok()
 }
 
-/// The index of a network interface by name (for an IPv6 link-local bind), from /sys.
+/// The index of a network interface by name (for an IPv6 link-local bind), asked of the
+/// kernel in this process's network namespace.
 pub use sqmail::sys::interface_index;
 
 #[cfg(test)]

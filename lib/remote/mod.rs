@@ -683,16 +683,16 @@ fn connect(
             dip.ip.map(|i| i.to_string()).unwrap_or_default()
         )))
     };
-    let local = match dip.ip.filter(|l| l.is_ipv4() == ip.is_ipv4()) {
-        None => None,
-        Some(IpAddr::V6(l)) if dip.interface.is_some() => {
-            // `%ifname` gives the address its scope: a link-local source needs one, and
-            // the kernel then sends to a link-local destination through that interface.
-            let name = dip.interface.as_deref().unwrap_or_default();
+    let same_family = dip.ip.filter(|l| l.is_ipv4() == ip.is_ipv4());
+    let local = match (same_family, dip.interface.as_deref()) {
+        (None, _) => None,
+        // `%ifname` gives the address its scope: a link-local source needs one, and the
+        // kernel then sends to a link-local destination through that interface.
+        (Some(IpAddr::V6(l)), Some(name)) => {
             let scope = crate::sys::interface_index(name).ok_or_else(cant_bind)?;
             Some(SocketAddr::V6(std::net::SocketAddrV6::new(l, 0, 0, scope)))
         }
-        Some(l) => Some(SocketAddr::new(l, 0)),
+        (Some(l), _) => Some(SocketAddr::new(l, 0)),
     };
     let remote = SocketAddr::new(ip, port);
     let s = crate::sys::tcp_connect(

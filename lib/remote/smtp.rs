@@ -405,11 +405,10 @@ impl<'a> Session<'a> {
         }
         let r = self.reply()?;
         if !any {
-            if r.code == 354 {
-                let ended = self.conn()?.send(b".\r\n").is_ok();
-                if ended {
-                    let _ = self.reply()?;
-                }
+            // No recipient took it: whatever becomes of the empty message, the report is
+            // the recipients' own, as when sent one at a time.
+            if r.code == 354 && self.conn()?.send(b".\r\n").is_ok() {
+                let _ = self.reply();
             }
             return Err(self.quit(b'D', "Giving up on ", "", None));
         }
